@@ -1,0 +1,27 @@
+"""medpeft: parameter-efficient adaptation of medical vision-language models.
+
+The public API is imported lazily so that ``import medpeft`` (and ``medpeft --help``) stays fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "load_backbone": "medpeft.backbones",
+    "Backbone": "medpeft.backbones",
+    "AceLoraConfig": "medpeft.config",
+    "AceLoraModel": "medpeft.model",
+    "evaluate": "medpeft.evaluation.zero_shot",
+}
+
+__all__ = ["__version__", *_LAZY]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'medpeft' has no attribute {name!r}")

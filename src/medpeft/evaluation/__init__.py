@@ -1,0 +1,1 @@
+"""Evaluation: zero-shot classification, metrics, plots; segmentation and detection fine-tuning."""
