@@ -1,0 +1,100 @@
+"""Text tokenisation: BERT WordPiece ids at a fixed context length, as BiomedCLIP was trained.
+
+open_clip's ``HFTokenizer`` always pads to the full context (256 for BiomedCLIP); the exact
+ACE-LoRA semantics need that, but a faster training path pads each batch to its longest
+report instead, so this wrapper offers both.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import torch
+
+from medpeft.errors import ConfigError
+
+SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]  # ids 0..4, as in BiomedBERT's vocab
+
+
+class TextTokenizer:
+    """Callable: list of strings -> LongTensor [B, L] of ids, [CLS] first, [SEP] last, padded with ``pad_id``."""
+
+    def __init__(self, hf_tokenizer, context_length: int) -> None:
+        self.hf = hf_tokenizer
+        self.context_length = int(context_length)
+        pad = hf_tokenizer.pad_token_id
+        self.pad_id = 0 if pad is None else int(pad)
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.hf)
+
+    def __call__(
+        self,
+        texts: str | Sequence[str],
+        padding: str = "max_length",
+        context_length: int | None = None,
+    ) -> torch.Tensor:
+        if isinstance(texts, str):
+            texts = [texts]
+        if padding not in ("max_length", "longest"):
+            raise ConfigError(f"padding must be 'max_length' or 'longest', got {padding!r}")
+        length = int(context_length or self.context_length)
+        out = self.hf(
+            [" ".join(str(t).split()) for t in texts],
+            return_tensors="pt",
+            max_length=length,
+            padding=padding,
+            truncation=True,
+        )
+        return out["input_ids"].long()
+
+    def save(self, folder: str | Path) -> None:
+        self.hf.save_pretrained(str(folder))
+
+
+def load_hf_tokenizer(
+    name_or_path: str | Path, context_length: int, local_files_only: bool | None = None
+) -> TextTokenizer:
+    """Load a tokenizer from a folder or a hub repo id (the hub honours HF_HUB_OFFLINE and the HF cache)."""
+    from transformers import AutoTokenizer
+
+    if local_files_only is None:
+        local_files_only = os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False")
+    hf = AutoTokenizer.from_pretrained(str(name_or_path), local_files_only=local_files_only)
+    return TextTokenizer(hf, context_length)
+
+
+def build_wordpiece_tokenizer(corpus: Iterable[str], vocab_size: int, context_length: int) -> TextTokenizer:
+    """Train an uncased BERT WordPiece tokenizer offline (for the tiny preset and stand-in vocabularies).
+
+    Special tokens get BiomedBERT's ids ([PAD]=0, [UNK]=1, [CLS]=2, [SEP]=3, [MASK]=4) so that
+    id-level conventions (pad id 0, [CLS] first) hold for every backbone medpeft builds.
+    """
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS, min_frequency=1)
+    tok.train_from_iterator(list(corpus), trainer=trainer)
+    cls_id, sep_id = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]",
+        pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)],
+    )
+    tok.decoder = decoders.WordPiece(prefix="##")
+    hf = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        unk_token="[UNK]",
+        pad_token="[PAD]",
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+        mask_token="[MASK]",
+        model_max_length=context_length,
+    )
+    return TextTokenizer(hf, context_length)
