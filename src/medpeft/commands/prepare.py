@@ -1,14 +1,225 @@
-"""`medpeft prepare` (not yet implemented)."""
+"""`medpeft prepare`: a raw dataset layout -> validated manifests (+ resized image cache, masks, boxes)."""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+
+DATASET_NAMES = ("mimic-cxr", "chexpert-5x200", "rsna", "siim", "nih-cxr14", "lc25000", "mhist", "generic")
+
+# (flag, build() keyword, argparse kwargs, datasets it applies to)
+_DATASET_OPTIONS: list[tuple[str, str, dict, str]] = [
+    (
+        "--uncertain",
+        "uncertain",
+        {"choices": ["zero", "one", "keep"], "help": "CheXpert -1 labels -> 0 (paper), 1, or keep -1"},
+        "mimic-cxr, generic",
+    ),
+    (
+        "--blank",
+        "blank",
+        {"choices": ["zero", "keep"], "help": "blank labels -> 0 (paper) or keep blank"},
+        "mimic-cxr, generic",
+    ),
+    (
+        "--reports-dir",
+        "reports_dir",
+        {"type": Path, "metavar": "DIR", "help": "root holding files/p*/p*/s*.txt reports (default: --raw)"},
+        "mimic-cxr",
+    ),
+    (
+        "--n-per-class",
+        "n_per_class",
+        {"type": int, "metavar": "N", "help": "images per class (default 200)"},
+        "chexpert-5x200",
+    ),
+    (
+        "--from-csv",
+        "from_csv",
+        {"type": Path, "metavar": "CSV", "help": "use an existing 5x200 CSV (Path + five one-hot columns)"},
+        "chexpert-5x200",
+    ),
+    (
+        "--allow-fewer",
+        "allow_fewer",
+        {
+            "action": "store_const",
+            "const": True,
+            "help": "take all qualifying rows when a class has fewer than N",
+        },
+        "chexpert-5x200",
+    ),
+    (
+        "--mask-size",
+        "mask_size",
+        {
+            "type": int,
+            "metavar": "PX",
+            "help": "square grid the RLE was encoded on (competition: 1024); default: each DICOM's size",
+        },
+        "siim",
+    ),
+    (
+        "--val-size",
+        "val_size",
+        {
+            "type": float,
+            "metavar": "X",
+            "help": "validation subset of train_val: fraction (<1) or number of images (default 0.1)",
+        },
+        "nih-cxr14",
+    ),
+    (
+        "--csv",
+        "csv",
+        {
+            "type": Path,
+            "metavar": "CSV",
+            "help": "the image-text CSV (default: --raw if a file, else RAW/manifest.csv)",
+        },
+        "generic",
+    ),
+    (
+        "--image-column",
+        "image_column",
+        {"metavar": "NAME", "help": "image path column (default image)"},
+        "generic",
+    ),
+    ("--text-column", "text_column", {"metavar": "NAME", "help": "text column (default text)"}, "generic"),
+    (
+        "--label-columns",
+        "label_columns",
+        {"metavar": "NAME", "nargs": "+", "help": "label columns (default: all other columns)"},
+        "generic",
+    ),
+    (
+        "--split-column",
+        "split_column",
+        {"metavar": "NAME", "help": "train/validate/test column if present (default split)"},
+        "generic",
+    ),
+    (
+        "--subject-column",
+        "subject_column",
+        {"metavar": "NAME", "help": "patient column for a grouped split (default subject_id)"},
+        "generic",
+    ),
+    (
+        "--val-fraction",
+        "val_fraction",
+        {"type": float, "help": "validation share when there is no split column (default 0.1)"},
+        "generic",
+    ),
+    (
+        "--test-fraction",
+        "test_fraction",
+        {"type": float, "help": "test share when there is no split column (default 0)"},
+        "generic",
+    ),
+]
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("prepare", help="(not yet implemented)")
+    p = sub.add_parser(
+        "prepare",
+        help="raw dataset -> manifest (+ resized image cache, masks, boxes)",
+        description=(
+            "Read a dataset in its official raw layout and write one validated manifest CSV per split "
+            "(train.csv/validate.csv/test.csv), dataset.json (task and classes, for eval) and "
+            "prepare_summary.json (what was kept and dropped, and why). With --image-size, resized copies "
+            "are written under OUT/images and the manifests point there."
+        ),
+        epilog=(
+            "Splits: mimic-cxr official patient-level split; rsna/siim seeded 70/15/15 (patients/images) "
+            "with both classes in each; nih-cxr14 official test list plus a seeded patient-level validation "
+            "subset; mhist its own partition; chexpert-5x200 and lc25000 test only. "
+            "Example: medpeft prepare mimic-cxr --raw /data/mimic-cxr-jpg --out prepared/mimic --image-size 256"
+        ),
+    )
+    p.add_argument("dataset", metavar="DATASET", help=f"one of: {', '.join(DATASET_NAMES)}")
+    p.add_argument(
+        "--raw", type=Path, required=True, metavar="DIR", help="the dataset's raw folder (official layout)"
+    )
+    p.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        metavar="DIR",
+        help="output folder (must be empty unless --overwrite)",
+    )
+    p.add_argument(
+        "--image-size",
+        type=int,
+        metavar="PX",
+        default=None,
+        help="write a resized cache, shorter side PX (e.g. 256)",
+    )
+    p.add_argument("--seed", type=int, default=0, help="seed for splits, sampling and fractions (default 0)")
+    p.add_argument(
+        "--fraction",
+        type=float,
+        nargs="+",
+        default=[],
+        metavar="F",
+        help="also write nested seeded subsets of the training split (e.g. 0.01 0.1 1.0) as train_fraction_F.csv",
+    )
+    p.add_argument(
+        "--on-missing",
+        choices=["error", "skip"],
+        default="error",
+        help="a row whose image/report/labels are missing: fail, or skip and count",
+    )
+    p.add_argument(
+        "--on-bad-image",
+        choices=["error", "skip"],
+        default="error",
+        help="an unreadable image: fail naming it, or skip and count",
+    )
+    p.add_argument(
+        "--no-verify-images",
+        action="store_true",
+        help="without --image-size, do not decode each image once to check it",
+    )
+    p.add_argument("--workers", type=int, default=None, help="image decoding threads (default: min(8, CPUs))")
+    p.add_argument("--overwrite", action="store_true", help="replace the outputs in a non-empty --out folder")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    group = p.add_argument_group("dataset-specific options")
+    for flag, dest, kwargs, applies in _DATASET_OPTIONS:
+        kwargs = dict(kwargs)
+        kwargs["help"] = f"[{applies}] {kwargs['help']}"
+        group.add_argument(flag, dest=dest, default=None, **kwargs)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    raise SystemExit("medpeft prepare: not implemented yet")
+    from medpeft.data.prepare import format_summary, options_of, prepare, resolve_name
+    from medpeft.errors import ConfigError
+
+    dataset = resolve_name(args.dataset)
+    accepted = options_of(dataset)
+    options = {}
+    for flag, dest, _, _ in _DATASET_OPTIONS:
+        value = getattr(args, dest)
+        if value is None:
+            continue
+        if dest not in accepted:
+            raise ConfigError(f"{flag} does not apply to {dataset}")
+        options[dest] = value
+    summary = prepare(
+        dataset,
+        args.raw,
+        args.out,
+        image_size=args.image_size,
+        seed=args.seed,
+        overwrite=args.overwrite,
+        fractions=args.fraction,
+        on_missing=args.on_missing,
+        on_bad_image=args.on_bad_image,
+        verify_images=not args.no_verify_images,
+        workers=args.workers,
+        progress=not args.quiet,
+        **options,
+    )
+    print(format_summary(summary))
+    print(f"manifests, dataset.json and prepare_summary.json written to {args.out}")
+    return 0
