@@ -1,0 +1,117 @@
+"""Training checkpoints you can trust: one file per checkpoint, written atomically, loaded safely.
+
+``checkpoints/step-00000500.pt`` holds the adapter, optimizer, scheduler and grad-scaler states,
+every process's RNG state and the data position. It is written to a temporary file in the same
+folder, fsynced and renamed (``medpeft.compat.atomic_torch_save``), so a run killed mid-write leaves
+at worst a stray ``.step-*.tmp`` file and the previous checkpoint intact. Loading uses
+``torch.load(weights_only=True)``: a checkpoint can never execute code. If the newest checkpoint is
+unreadable anyway (a disk that lied about fsync), the previous one is used, with a warning.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+import re
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from medpeft.compat import atomic_torch_save
+from medpeft.errors import CheckpointError
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_DIR = "checkpoints"
+FORMAT = "medpeft-train-checkpoint"
+FORMAT_VERSION = 1
+_NAME = re.compile(r"^step-(\d{8,})\.pt$")
+_REQUIRED = ("adapter", "optimizer", "scheduler", "progress", "rng")
+
+
+def checkpoint_path(folder: Path, step: int) -> Path:
+    return Path(folder) / f"step-{step:08d}.pt"
+
+
+def list_checkpoints(folder: Path) -> list[tuple[int, Path]]:
+    """Complete checkpoints in ``folder`` by step, oldest first (temporary files are not listed)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    found = []
+    for p in folder.iterdir():
+        m = _NAME.match(p.name)
+        if m and p.is_file():
+            found.append((int(m.group(1)), p))
+    return sorted(found)
+
+
+def stray_temp_files(folder: Path) -> list[Path]:
+    """Leftovers of writes that were killed before their rename."""
+    folder = Path(folder)
+    return sorted(folder.glob(".step-*.tmp")) if folder.is_dir() else []
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make the rename itself durable (POSIX); a no-op where folders cannot be opened."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def save_checkpoint(folder: Path, step: int, state: dict[str, Any], keep: int) -> Path:
+    """Write the checkpoint of ``step`` atomically, then delete all but the newest ``keep``."""
+    folder = Path(folder)
+    path = checkpoint_path(folder, step)
+    atomic_torch_save({"format": FORMAT, "format_version": FORMAT_VERSION, **state}, path)
+    _fsync_dir(folder)
+    for _, old in list_checkpoints(folder)[:-keep]:
+        old.unlink(missing_ok=True)
+    return path
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    """Read one checkpoint (tensors and plain containers only) and check its structure."""
+    path = Path(path)
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise CheckpointError(
+            f"{path}: refused to load: it holds pickled objects other than tensors and plain containers "
+            f"({str(err).splitlines()[0]})"
+        ) from err
+    except Exception as err:  # noqa: BLE001 - truncated or corrupt files
+        raise CheckpointError(f"{path}: not a readable checkpoint ({type(err).__name__}: {err})") from err
+    if not isinstance(obj, dict) or obj.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: not a medpeft training checkpoint")
+    if obj.get("format_version") != FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path}: checkpoint format version {obj.get('format_version')} is not {FORMAT_VERSION}"
+        )
+    missing = [k for k in _REQUIRED if k not in obj]
+    if missing:
+        raise CheckpointError(f"{path}: checkpoint lacks {missing}")
+    return obj
+
+
+def load_latest(folder: Path) -> tuple[dict[str, Any], Path] | None:
+    """The newest readable checkpoint in ``folder`` (falling back past unreadable ones), or None."""
+    errors = []
+    for _step, path in reversed(list_checkpoints(folder)):
+        try:
+            return load_checkpoint(path), path
+        except CheckpointError as err:
+            log.warning("skipping unreadable checkpoint: %s", err)
+            errors.append(str(err))
+    if errors:
+        raise CheckpointError("no readable checkpoint; " + "; ".join(errors))
+    return None
