@@ -1,0 +1,80 @@
+"""`medpeft demo`: a shortened run end to end (files, metrics, refusal to overwrite, reproducibility)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from medpeft.cli import main
+from medpeft.demo import run_demo
+from medpeft.demo.settings import DemoSettings
+from medpeft.errors import ConfigError, OutputExistsError
+
+MODELS = ("base", "lora", "ace-lora")
+DATASETS = ("chexpert-5x200", "rsna", "siim")
+
+
+@pytest.fixture(scope="module")
+def quick_demo(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo") / "run"
+    assert main(["demo", "--quick", "--out", str(out), "--seed", "3", "--quiet"]) == 0
+    return out
+
+
+def test_quick_demo_writes_every_result(quick_demo):
+    metrics = json.loads((quick_demo / "metrics.json").read_text())
+    assert metrics["synthetic"] is True and metrics["seed"] == 3 and metrics["quick"] is True
+    assert sorted(metrics["results"]) == sorted(MODELS)
+    for model in MODELS:
+        for dataset in DATASETS:
+            r = metrics["results"][model][dataset]
+            assert 0.0 <= r["auroc"] <= 1.0 and 0.0 <= r["accuracy"] <= 1.0
+            assert r["n_images"] == sum(r["class_counts"].values()) > 0
+            roc = quick_demo / "eval" / model / dataset / "roc.png"
+            assert roc.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        if model != "base":
+            margin = metrics["margins"][model]["rsna"]["auroc"]
+            base, adapted = (
+                metrics["results"]["base"]["rsna"]["auroc"],
+                metrics["results"][model]["rsna"]["auroc"],
+            )
+            assert margin == pytest.approx(adapted - base, abs=1e-6)
+    assert metrics["models"]["ace-lora"]["num_trainable"] > metrics["models"]["lora"]["num_trainable"] > 0
+    assert metrics["models"]["base"]["num_trainable"] == 0
+    report = (quick_demo / "report.md").read_text()
+    assert "| rsna | ace-lora |" in report and "synthetic" in report
+    assert list((quick_demo / "heatmaps").glob("*.png"))
+    for name in ("lora", "ace-lora"):
+        assert (quick_demo / "models" / name / "final" / "adapter_model.safetensors").is_file()
+
+
+def test_demo_refuses_to_overwrite(quick_demo, capsys):
+    before = (quick_demo / "metrics.json").read_bytes()
+    assert main(["demo", "--quick", "--out", str(quick_demo), "--quiet"]) == 1
+    assert "already exists and is not empty; pass --overwrite" in capsys.readouterr().err
+    assert (quick_demo / "metrics.json").read_bytes() == before
+
+
+def test_overwrite_never_deletes_foreign_folders(tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(OutputExistsError, match="not written by 'medpeft demo'"):
+        run_demo(tmp_path, quick=True, overwrite=True, progress=False)
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+def test_settings_are_validated():
+    with pytest.raises(ConfigError, match="adapt_epochs must be positive"):
+        DemoSettings(adapt_epochs=0)
+    with pytest.raises(ConfigError, match="generalist_named_fraction must be in"):
+        DemoSettings(generalist_named_fraction=1.5)
+    assert main(["demo", "--seed", "-1", "--out", "x"]) == 1
+
+
+def test_quick_demo_is_reproducible(quick_demo, tmp_path):
+    """Same seed, same machine: the same metrics.json (every number)."""
+    again = tmp_path / "again"
+    assert main(["demo", "--quick", "--out", str(again), "--seed", "3", "--quiet"]) == 0
+    first = json.loads((quick_demo / "metrics.json").read_text())
+    second = json.loads((again / "metrics.json").read_text())
+    assert first["results"] == second["results"]
