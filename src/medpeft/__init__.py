@@ -16,6 +16,15 @@ _LAZY = {
     "AceLoraConfig": "medpeft.config",
     "AceLoraModel": "medpeft.model",
     "evaluate": "medpeft.evaluation.zero_shot",
+    "evaluate_many": "medpeft.evaluation.zero_shot",
+    "predict": "medpeft.evaluation.predict",
+    "TrainConfig": "medpeft.train",
+    "load_run_config": "medpeft.train",
+    "synthesize": "medpeft.data.synthetic",
+    "prepare": "medpeft.data.prepare",
+    "convert": "medpeft.conversion",
+    "run_demo": "medpeft.demo",
+    "environment_info": "medpeft.info",
 }
 
 __all__ = ["__version__", *_LAZY]

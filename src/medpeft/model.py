@@ -177,6 +177,16 @@ class AceLoraModel(nn.Module):
     def unmerge_lora(self) -> None:
         unmerge_lora(self.clip)
 
+    def predict(self, images: Any, labels: str | list[str], **options: Any):
+        """Zero-shot probabilities of ``labels`` for image files, DICOMs, PIL images or tensors.
+
+        A thin wrapper of ``medpeft.evaluation.predict.predict`` (batched, LoRA merged while it runs);
+        returns a DataFrame with ``image``, ``predicted`` and one probability column per label.
+        """
+        from medpeft.evaluation.predict import predict
+
+        return predict(self, images, labels, **options)
+
     # ------------------------------------------------------------------ saving
     def _official_layout(self) -> dict[str, tuple[str, str, dict[str, tuple[int, int]], int]]:
         n_text = len(self.clip.text.transformer.encoder.layer)
@@ -195,9 +205,14 @@ class AceLoraModel(nn.Module):
                     dims[f"{name}.{stage}"] = (hgnn.edge.down.in_features, hgnn.edge.down.out_features)
         return dims
 
-    def save_pretrained(self, folder: str | Path, overwrite: bool = False) -> Path:
+    def save_pretrained(
+        self, folder: str | Path, overwrite: bool = False, backbone_name: str | None = None
+    ) -> Path:
         """Write ``adapter_config.json`` + ``adapter_model.safetensors`` (hub-style, loadable without medpeft's
-        training code). Files are written atomically; an existing adapter is kept unless ``overwrite``."""
+        training code). Files are written atomically; an existing adapter is kept unless ``overwrite``.
+
+        ``backbone_name`` overrides the recorded backbone (e.g. ``"biomedclip"`` for an adapter converted
+        on the random-weight architecture)."""
         from safetensors.torch import save_file
 
         folder = Path(folder)
@@ -207,15 +222,15 @@ class AceLoraModel(nn.Module):
             raise OutputExistsError(f"{folder / ADAPTER_WEIGHTS} exists; pass overwrite=True to replace it")
         folder.mkdir(parents=True, exist_ok=True)
         state = {k: v.detach().contiguous().cpu() for k, v in self.adapter_state_dict().items()}
-        if self.is_merged:  # saved factors are the same whether merged or not
-            pass
-        meta = {"format": "medpeft-adapter", "format_version": str(FORMAT_VERSION)}
+        # One metadata key: safetensors writes its metadata map in hash order, so a single key keeps the
+        # file byte-identical across runs (the format version lives in adapter_config.json).
+        meta = {"format": "pt"}
         _atomic_write(folder / ADAPTER_WEIGHTS, lambda p: save_file(state, str(p), metadata=meta))
         cfg = {
             "method": "ace-lora",
             "format_version": FORMAT_VERSION,
             "medpeft_version": __version__,
-            "backbone": self.backbone.name,
+            "backbone": backbone_name or self.backbone.name,
             "embed_dim": self.backbone.embed_dim,
             "num_trainable": self.num_trainable(),
             **self.config.to_dict(),

@@ -1,14 +1,52 @@
-"""`medpeft convert` (not yet implemented)."""
+"""`medpeft convert`: released ACE-LoRA ``.pt`` <-> medpeft adapter folder."""
 
 from __future__ import annotations
 
 import argparse
 
+_DESCRIPTION = """\
+Convert an ACE-LoRA adapter between the two formats. The direction follows SRC:
+
+  a released .pt checkpoint  ->  an adapter folder (adapter_config.json + adapter_model.safetensors)
+  an adapter folder          ->  a .pt file in the released format (runs in the authors' scripts)
+
+Every key, shape and the metadata are checked on the way in; nothing is unpickled but tensors.
+No weights are downloaded: an adapter holds no backbone weights, so the conversion runs on the
+backbone's architecture (biomedclip-arch for BiomedCLIP adapters).
+"""
+
+_EPILOG = """\
+examples:
+  medpeft convert ace_lora_released.pt adapters/ace-lora
+  medpeft convert runs/paper/adapter ace_lora_mine.pt
+  medpeft convert runs/tiny/adapter tiny.pt --backbone runs/tiny/backbone
+"""
+
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("convert", help="(not yet implemented)")
+    p = sub.add_parser(
+        "convert",
+        help="released .pt checkpoint <-> adapter folder",
+        description=_DESCRIPTION,
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("src", metavar="SRC", help="a released .pt checkpoint or an adapter folder")
+    p.add_argument("dst", metavar="DST", help="the adapter folder or .pt file to write")
+    p.add_argument(
+        "--backbone",
+        default=None,
+        metavar="B",
+        help="the adapter's backbone or its architecture (default: biomedclip-arch for a .pt, "
+        "the backbone recorded in adapter_config.json for a folder)",
+    )
+    p.add_argument("--overwrite", action="store_true", help="replace DST if it exists")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    raise SystemExit("medpeft convert: not implemented yet")
+    from medpeft.conversion import convert
+
+    out = convert(args.src, args.dst, backbone=args.backbone, overwrite=args.overwrite)
+    print(f"wrote {out}")
+    return 0
