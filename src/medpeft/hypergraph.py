@@ -37,14 +37,17 @@ def incidence_matrix(
 
     Row 0 scores tokens by affinity, rows 1..N-1 by cosine similarity among tokens 1..N-1
     (self and [CLS] excluded); each row keeps its top-k and is softmax-normalised. Then the
-    diagonal is set to 1 and column 0 mirrors row 0. ``valid`` ([B, N] bool, optional) keeps
+    diagonal is set to 1 and column 0 mirrors row 0. A row with fewer than ``top_k`` candidates
+    keeps them all. ``valid`` ([B, N] bool, optional) keeps
     padding tokens out of every hyperedge (the paper does not; ``mask_padding``).
     """
     b, n, _ = tokens.shape
     if affinity.shape != (b, n - 1):
         raise ConfigError(f"affinity must have shape {(b, n - 1)}, got {tuple(affinity.shape)}")
-    if not 1 <= top_k <= n - 1:
-        raise ConfigError(f"top_k must be in 1..{n - 1} for {n} tokens, got {top_k}")
+    if top_k < 1:
+        raise ConfigError(f"top_k must be at least 1, got {top_k}")
+    # A sequence shorter than k (short prompts padded per batch) keeps all its candidates.
+    top_k = min(top_k, n)
     local = F.normalize(tokens[:, 1:], dim=-1)
     scores = tokens.new_zeros(b, n, n)
     scores[:, 1:, 1:] = local @ local.transpose(-1, -2)

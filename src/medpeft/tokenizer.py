@@ -67,20 +67,52 @@ def load_hf_tokenizer(
     return TextTokenizer(hf, context_length)
 
 
+def wordpiece_vocab(corpus: Iterable[str], vocab_size: int) -> list[str]:
+    """A deterministic WordPiece vocabulary: special tokens, every character (alone and as ``##c``),
+    then whole words by frequency (ties alphabetical) up to ``vocab_size``.
+
+    The ``tokenizers`` WordPiece trainer breaks frequency ties in hash order, so its vocabulary differs
+    from process to process; a model saved with one vocabulary and re-tokenised with another is wrong.
+    """
+    from collections import Counter
+
+    from tokenizers import normalizers, pre_tokenizers
+
+    normalizer = normalizers.BertNormalizer(lowercase=True)
+    splitter = pre_tokenizers.BertPreTokenizer()
+    counts: Counter[str] = Counter()
+    for text in corpus:
+        counts.update(word for word, _ in splitter.pre_tokenize_str(normalizer.normalize_str(text)))
+    chars = sorted({c for word in counts for c in word})
+    vocab = list(SPECIAL_TOKENS) + chars + [f"##{c}" for c in chars]
+    if len(vocab) > vocab_size:
+        raise ValueError(
+            f"vocab_size {vocab_size} is smaller than the {len(vocab)} characters and special tokens"
+        )
+    seen = set(vocab)
+    for word, _ in sorted(counts.items(), key=lambda item: (-item[1], item[0])):
+        if len(vocab) >= vocab_size:
+            break
+        if word not in seen:
+            vocab.append(word)
+            seen.add(word)
+    return vocab
+
+
 def build_wordpiece_tokenizer(corpus: Iterable[str], vocab_size: int, context_length: int) -> TextTokenizer:
-    """Train an uncased BERT WordPiece tokenizer offline (for the tiny preset and stand-in vocabularies).
+    """An uncased BERT WordPiece tokenizer built offline (for the tiny preset and stand-in vocabularies).
 
     Special tokens get BiomedBERT's ids ([PAD]=0, [UNK]=1, [CLS]=2, [SEP]=3, [MASK]=4) so that
-    id-level conventions (pad id 0, [CLS] first) hold for every backbone medpeft builds.
+    id-level conventions (pad id 0, [CLS] first) hold for every backbone medpeft builds. The vocabulary
+    is a pure function of the corpus (``wordpiece_vocab``).
     """
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
     from transformers import PreTrainedTokenizerFast
 
-    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    vocab = {token: i for i, token in enumerate(wordpiece_vocab(corpus, vocab_size))}
+    tok = Tokenizer(models.WordPiece(vocab, unk_token="[UNK]"))
     tok.normalizer = normalizers.BertNormalizer(lowercase=True)
     tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS, min_frequency=1)
-    tok.train_from_iterator(list(corpus), trainer=trainer)
     cls_id, sep_id = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
     tok.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]",

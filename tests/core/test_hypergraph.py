@@ -83,5 +83,18 @@ def test_bad_arguments():
     x = torch.randn(2, 4, 3)
     with pytest.raises(ConfigError, match="affinity must have shape"):
         incidence_matrix(x, torch.randn(2, 4), top_k=2)
-    with pytest.raises(ConfigError, match="top_k must be in 1..3"):
-        incidence_matrix(x, torch.randn(2, 3), top_k=4)
+    with pytest.raises(ConfigError, match="top_k must be at least 1"):
+        incidence_matrix(x, torch.randn(2, 3), top_k=0)
+
+
+def test_short_sequences_keep_every_candidate():
+    """N=3 tokens with k=5 (a short prompt padded per batch): same as k = N, every candidate kept."""
+    torch.manual_seed(0)
+    x, w = torch.randn(2, 3, 4), torch.randn(2, 2)
+    a = incidence_matrix(x, w, top_k=5)
+    assert torch.equal(a, incidence_matrix(x, w, top_k=3))
+    assert torch.isfinite(a).all()
+    # row 0: softmax over its own zero score and both affinities; rows 1-2: the one other local token
+    expected_row0 = torch.cat([torch.zeros(2, 1), w], dim=1).softmax(-1)
+    assert torch.allclose(a[:, 0, 1:], expected_row0[:, 1:])
+    assert torch.allclose(a[:, 1, 2], torch.ones(2)) and torch.allclose(a[:, 2, 1], torch.ones(2))
