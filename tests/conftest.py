@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 from pathlib import Path
 
 import pytest
@@ -10,14 +11,15 @@ import torch
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = (REPO / ".." / "shared").resolve()
-PARITY = SHARED / "parity"
+#: ``MEDPEFT_PARITY_DIR`` points elsewhere (e.g. a clone outside the workspace).
+PARITY = Path(os.environ.get("MEDPEFT_PARITY_DIR") or SHARED / "parity").resolve()
 
 
 def _need_parity() -> Path:
     if not (PARITY / "ACE_LoRA.pt").is_file() or not (PARITY / "reference_seed0.pt").is_file():
         pytest.skip(
-            f"parity fixtures not found at {PARITY} (they live in ../shared beside the checkout; "
-            "users' clones do not have them)"
+            f"parity fixtures not found at {PARITY} (they live in ../shared/parity beside the checkout, "
+            "or where MEDPEFT_PARITY_DIR points; users' clones do not have them)"
         )
     return PARITY
 
