@@ -246,3 +246,14 @@ def test_empty_or_missing_raw(tmp_path):
         _run("nih-cxr14", tmp_path / "empty", tmp_path / "out")
     with pytest.raises(DataError, match=r"--raw .*nowhere does not exist"):
         _run("mhist", tmp_path / "nowhere", tmp_path / "out")
+
+
+@pytest.mark.parametrize("image_size", [None, 16])
+def test_relative_raw_and_out_paths(tmp_path, monkeypatch, image_size):
+    """``medpeft prepare lc25000 --raw raw --out out`` from the working folder, with and without a cache."""
+    _lc(tmp_path / "raw")
+    monkeypatch.chdir(tmp_path)
+    _run("lc25000", "raw", "out", image_size=image_size)
+    df = read_manifest(tmp_path / "out/test.csv", check_files=True)
+    assert len(df) == 10
+    assert not list(tmp_path.glob(".out.partial-*"))

@@ -106,3 +106,17 @@ def test_save_heatmaps(tiny_model, images, tmp_path):
     assert len(result["files"]) == 4
     with Image.open(tmp_path / "maps" / "scan_1.png") as im:
         assert im.size[0] > 100
+
+
+def test_model_predict_equals_manual_scoring(tiny_model, tiny_backbone, images):
+    """``AceLoraModel.predict`` = preprocess, encode_image, encode_prompts and a softmax, by hand."""
+    table = tiny_model.predict(images[:3], LABELS)
+    tok, pre = tiny_backbone.tokenizer, tiny_backbone.preprocess
+    with torch.no_grad():
+        pixels = torch.stack([pre(Image.open(p).convert("RGB")) for p in images[:3]])
+        img = tiny_model.encode_image(pixels)
+        ids = torch.stack([tok([f"this is a photo of {label}"]) for label in LABELS])  # [C, 1, L]
+        cls = tiny_model.encode_prompts(ids)
+        probs = (tiny_model.logit_scale * img @ cls.T).softmax(dim=-1).numpy()
+    np.testing.assert_allclose(table[LABELS].to_numpy(), probs, atol=1e-5)
+    assert table["predicted"].tolist() == [LABELS[j] for j in probs.argmax(axis=1)]

@@ -168,7 +168,8 @@ def prepare(
     error (default) and skip-and-count. Dataset-specific ``options`` are listed by :func:`options_of`.
     """
     name = resolve_name(dataset)
-    raw, out = Path(raw), Path(out)
+    # Absolute from here on: manifests hold paths relative to ``out``, computed against ``raw``.
+    raw, out = Path(raw).expanduser().absolute(), Path(out).expanduser().absolute()
     if not raw.exists():
         raise DataError(f"--raw {raw} does not exist")
     _check_out(raw, out, overwrite)
