@@ -86,7 +86,7 @@ def wordpiece_vocab(corpus: Iterable[str], vocab_size: int) -> list[str]:
     chars = sorted({c for word in counts for c in word})
     vocab = list(SPECIAL_TOKENS) + chars + [f"##{c}" for c in chars]
     if len(vocab) > vocab_size:
-        raise ValueError(
+        raise ConfigError(
             f"vocab_size {vocab_size} is smaller than the {len(vocab)} characters and special tokens"
         )
     seen = set(vocab)
