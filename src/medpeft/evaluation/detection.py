@@ -23,9 +23,9 @@ from medpeft.evaluation.finetune_data import (
     ManifestDataset,
     Normalise,
     load_rgb,
+    load_task_splits,
     overlay_indices,
-    read_split,
-    split_path,
+    unwrap,
 )
 
 
@@ -58,24 +58,17 @@ class DetectionTask:
         self.overlays = int(overlays)
         self.head = head
         self.normalise = Normalise(encoder.mean, encoder.std)
-        size = encoder.image_size
-        self.manifests = {
-            "train": split_path(data_dir, "train", fraction),
-            "validate": split_path(data_dir, "validate"),
-            "test": split_path(data_dir, "test"),
-        }
-        frames = {s: read_split(p, "detection") for s, p in self.manifests.items()}
-        self.train_set = ManifestDataset(
-            frames["train"], "detection", size, self.normalise, augment=augment, seed=seed
+        splits = load_task_splits(
+            data_dir, "detection", fraction, encoder.image_size, self.normalise, augment=augment, seed=seed
         )
-        self.val_set = ManifestDataset(frames["validate"], "detection", size, self.normalise)
-        self.test_set = ManifestDataset(frames["test"], "detection", size, self.normalise)
+        self.manifests = splits.manifests
+        self.train_set, self.val_set, self.test_set = splits.train, splits.validate, splits.test
         self.model: nn.Module = DetectionModel(
             build_detector(encoder, head=head, out_channels=fpn_channels, seed=seed)
         )
 
     def describe(self) -> dict[str, Any]:
-        model = _unwrap(self.model)
+        model = unwrap(self.model)
         return {
             "task": self.name,
             "manifests": {k: str(v) for k, v in self.manifests.items()},
@@ -162,7 +155,3 @@ class DetectionTask:
                 )
             )
         return {"predictions": "predictions.csv", "overlays": [str(p.relative_to(out_dir)) for p in paths]}
-
-
-def _unwrap(model: nn.Module) -> nn.Module:
-    return getattr(model, "module", model)

@@ -252,3 +252,43 @@ def overlay_indices(dataset: ManifestDataset, count: int) -> list[int]:
 def _mask_has_foreground(path: str) -> bool:
     with Image.open(path) as m:
         return bool(np.asarray(m.convert("L")).max() > 127)
+
+
+@dataclass
+class TaskSplits:
+    """The three manifests of a fine-tuning run and their datasets (augmentation on train only)."""
+
+    manifests: dict[str, Path]
+    train: ManifestDataset
+    validate: ManifestDataset
+    test: ManifestDataset
+
+
+def load_task_splits(
+    data_dir: str | Path,
+    task: str,
+    fraction: float | None,
+    size: int,
+    normalise: Normalise,
+    *,
+    augment: bool,
+    seed: int,
+) -> TaskSplits:
+    """Open train (or its ``fraction`` subset), validate and test of a prepared folder, rows checked."""
+    manifests = {
+        "train": split_path(data_dir, "train", fraction),
+        "validate": split_path(data_dir, "validate"),
+        "test": split_path(data_dir, "test"),
+    }
+    frames = {s: read_split(p, task) for s, p in manifests.items()}
+    return TaskSplits(
+        manifests=manifests,
+        train=ManifestDataset(frames["train"], task, size, normalise, augment=augment, seed=seed),
+        validate=ManifestDataset(frames["validate"], task, size, normalise),
+        test=ManifestDataset(frames["test"], task, size, normalise),
+    )
+
+
+def unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    """The module inside a DistributedDataParallel-style wrapper (or the model itself)."""
+    return getattr(model, "module", model)

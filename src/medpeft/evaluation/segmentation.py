@@ -21,9 +21,9 @@ from medpeft.evaluation.finetune_data import (
     ManifestDataset,
     Normalise,
     load_rgb,
+    load_task_splits,
     overlay_indices,
-    read_split,
-    split_path,
+    unwrap,
 )
 from medpeft.evaluation.segmentation_decoder import ProgressiveDecoder, SegmentationModel
 
@@ -67,22 +67,15 @@ class SegmentationTask:
         self.threshold = float(threshold)
         self.overlays = int(overlays)
         self.normalise = Normalise(encoder.mean, encoder.std)
-        size = encoder.image_size
-        self.manifests = {
-            "train": split_path(data_dir, "train", fraction),
-            "validate": split_path(data_dir, "validate"),
-            "test": split_path(data_dir, "test"),
-        }
-        frames = {s: read_split(p, "segmentation") for s, p in self.manifests.items()}
-        self.train_set = ManifestDataset(
-            frames["train"], "segmentation", size, self.normalise, augment=augment, seed=seed
+        splits = load_task_splits(
+            data_dir, "segmentation", fraction, encoder.image_size, self.normalise, augment=augment, seed=seed
         )
-        self.val_set = ManifestDataset(frames["validate"], "segmentation", size, self.normalise)
-        self.test_set = ManifestDataset(frames["test"], "segmentation", size, self.normalise)
+        self.manifests = splits.manifests
+        self.train_set, self.val_set, self.test_set = splits.train, splits.validate, splits.test
         self.model: nn.Module = build_segmentation_model(encoder, width=decoder_width, seed=seed)
 
     def describe(self) -> dict[str, Any]:
-        decoder = _unwrap(self.model).decoder
+        decoder = unwrap(self.model).decoder
         return {
             "task": self.name,
             "manifests": {k: str(v) for k, v in self.manifests.items()},
@@ -133,7 +126,7 @@ class SegmentationTask:
             rows,
         )
         chosen = overlay_indices(dataset, self.overlays)
-        paths = self.save_overlays(_unwrap(self.model), dataset, chosen, out_dir / "overlays")
+        paths = self.save_overlays(unwrap(self.model), dataset, chosen, out_dir / "overlays")
         return {"per_image": "per_image.csv", "overlays": [str(p.relative_to(out_dir)) for p in paths]}
 
     @torch.no_grad()
@@ -157,10 +150,6 @@ class SegmentationTask:
             title = f"{name}: predicted probability (heat), ground truth (green)"
             paths.append(save_overlay(image, prob, folder / f"{i:04d}_{name}.png", mask=mask, title=title))
         return paths
-
-
-def _unwrap(model: nn.Module) -> nn.Module:
-    return getattr(model, "module", model)
 
 
 def _write_csv(path: Path, header: list[str], rows: list[list[Any]]) -> None:
