@@ -16,10 +16,6 @@ from medpeft.errors import CheckpointError, OutputExistsError
 ARCHITECTURE_OF = {"biomedclip": "biomedclip-arch", "biomedclip-arch": "biomedclip-arch", "tiny": "tiny"}
 
 
-def _is_folder_adapter(path: Path) -> bool:
-    return path.is_dir()
-
-
 def _recorded_backbone(folder: Path) -> str | None:
     from medpeft.model import ADAPTER_CONFIG
 
@@ -50,7 +46,7 @@ def convert(
     src, dst = Path(src), Path(dst)
     if not src.exists():
         raise CheckpointError(f"{src}: no such adapter file or folder")
-    if _is_folder_adapter(src):
+    if src.is_dir():
         recorded = _recorded_backbone(src)
         spec = backbone or ARCHITECTURE_OF.get(recorded or "", recorded)
         if spec is None:

@@ -64,6 +64,13 @@ def test_convert_refuses_to_overwrite(tiny_adapter, tmp_path, capsys):
     assert torch.load(target, weights_only=True)["metadata"]["r"] == 4
     with pytest.raises(OutputExistsError, match="adapter_model.safetensors exists"):
         medpeft.convert(target, folder, backbone="tiny")
+    (tmp_path / "a_folder").mkdir()
+    with pytest.raises(OutputExistsError, match="a_folder is a folder; give the path of the .pt file"):
+        medpeft.convert(folder, tmp_path / "a_folder", overwrite=True)
+    (tmp_path / "keep.txt").write_text("x")
+    with pytest.raises(OutputExistsError, match="keep.txt exists and is not a folder"):
+        medpeft.convert(target, tmp_path / "keep.txt", backbone="tiny", overwrite=True)
+    assert (tmp_path / "keep.txt").read_text() == "x"
 
 
 def test_convert_errors_name_the_file(tmp_path):
