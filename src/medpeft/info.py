@@ -60,14 +60,11 @@ def devices_info() -> dict[str, Any]:
 
 def environment_info() -> dict[str, Any]:
     """Everything ``medpeft info`` prints, as a dict (JSON-serialisable)."""
-    from medpeft.training.environment import _PACKAGES, package_version
+    from medpeft.training.environment import package_versions
 
-    packages = {name: package_version(dist) for name, dist in _PACKAGES.items()}
-    for name in ("huggingface_hub", "safetensors", "tokenizers", "torchvision", "pydicom", "torchmetrics"):
-        packages[name] = package_version(name)
-    import torch
-
-    packages["torch"] = torch.__version__
+    packages = package_versions(
+        ("huggingface_hub", "safetensors", "tokenizers", "torchvision", "pydicom", "torchmetrics")
+    )
     return {
         "python": platform.python_version(),
         "platform": platform.platform(),

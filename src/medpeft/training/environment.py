@@ -44,10 +44,17 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def package_versions(more: tuple[str, ...] = ()) -> dict[str, str | None]:
+    """Versions of medpeft and the libraries whose code defines the numbers (None = not installed);
+    ``more`` adds other distributions by name."""
+    out = {name: package_version(dist) for name, dist in {**_PACKAGES, **{m: m for m in more}}.items()}
+    out["torch"] = torch.__version__  # with its build tag (+cu130, +cpu)
+    return out
+
+
 def versions(device: torch.device | None = None, **extra: Any) -> dict[str, Any]:
     """Versions of medpeft and the libraries whose code defines the numbers, plus python and device."""
-    out: dict[str, Any] = {name: package_version(dist) for name, dist in _PACKAGES.items()}
-    out["torch"] = torch.__version__  # with its build tag (+cu130, +cpu)
+    out: dict[str, Any] = package_versions()
     out["python"] = platform.python_version()
     out["cuda"] = torch.version.cuda
     if device is not None:
