@@ -15,6 +15,9 @@ computed once by both paths and reported apart, with the end-to-end times at thi
 
 Prints one JSON object: the machine (CPU model, cores, torch threads, torch version, load) and, per
 device, images/s of each path and the speed-ups. Targets: >= 2x on 2 CPU cores, >= 10x on a GPU.
+Beside them, the model's FLOPs per image and the device's measured float32 matrix-multiply rate: the
+image tower is compute-bound, so ``batched_gflops`` close to ``matmul_fp32_gflops`` means batching has
+taken what the hardware offers (on 2 CPU cores, a 2x speed-up would need more than the matmul rate).
 """
 
 from __future__ import annotations
@@ -40,6 +43,31 @@ def cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
+
+
+def flops_per_image(model, image_size: int, device: torch.device) -> float:
+    """Floating-point operations of one image's ``encode_image`` with LoRA merged (torch's FLOP counter)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from medpeft.evaluation.inference import merged_lora
+
+    counter = FlopCounterMode(display=False)
+    with torch.inference_mode(), merged_lora(model), counter:
+        model.encode_image(torch.zeros(1, 3, image_size, image_size, device=device))
+    return float(counter.get_total_flops())
+
+
+def matmul_gflops(device: torch.device, size: int = 2048, repeats: int = 10) -> float:
+    """The device's measured float32 matrix-multiply rate: the ceiling for a compute-bound ViT forward."""
+    a = torch.randn(size, size, device=device)
+    b = torch.randn(size, size, device=device)
+    for _ in range(2):
+        a @ b
+    start = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    seconds = _sync(device, start) / repeats
+    return 2 * size**3 / seconds / 1e9
 
 
 def make_data(root: Path, n: int, image_size: int) -> Path:
@@ -159,6 +187,8 @@ def bench_device(device: torch.device, data: Path, n: int, batch_size: int, work
     loop = one_at_a_time(model, data, device)
     fast = batched(model, data, device, batch_size, workers)
     loop_total = loop["prompts_s"] + loop["images_s"]
+    gflop = flops_per_image(model, bb.image_size, device) / 1e9
+    peak = matmul_gflops(device)
     out = {
         "device": str(device),
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_model(),
@@ -176,6 +206,11 @@ def bench_device(device: torch.device, data: Path, n: int, batch_size: int, work
         },
         "end_to_end_s": {"one_at_a_time": round(loop_total, 2), "batched": round(fast["total_s"], 2)},
         "speedup_end_to_end": round(loop_total / fast["total_s"], 2),
+        # compute-bound check: model GFLOP/s of each path against the device's measured fp32 matmul rate
+        "gflop_per_image": round(gflop, 2),
+        "matmul_fp32_gflops": round(peak, 1),
+        "one_at_a_time_gflops": round(gflop * n / loop["images_s"], 1),
+        "batched_gflops": round(gflop * n / fast["images_s"], 1),
         "max_abs_prob_diff_vs_loop": float(np.abs(fast["probs"] - loop["probs"]).max()),
         "max_abs_prob_diff_unmerged_vs_loop": float(np.abs(fast["plain_probs"] - loop["probs"]).max()),
     }

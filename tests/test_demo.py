@@ -78,3 +78,40 @@ def test_quick_demo_is_reproducible(quick_demo, tmp_path):
     first = json.loads((quick_demo / "metrics.json").read_text())
     second = json.loads((again / "metrics.json").read_text())
     assert first["results"] == second["results"]
+
+
+def _captions(named_fraction: float, findings: tuple[str, ...], n: int = 300) -> list[tuple[str, str]]:
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from medpeft.demo.captions import cxr_caption
+
+    rng = np.random.default_rng(0)
+    picture = SimpleNamespace(view="frontal", findings=findings)
+    return [cxr_caption(rng, picture, named_fraction) for _ in range(n)]
+
+
+def test_generalist_captions_use_names_only_with_a_named_fraction():
+    from medpeft.demo.captions import NAMES
+
+    for caption, meaning in _captions(0.0, ("cardiomegaly",)):
+        assert "large heart shadow" in caption
+        assert not any(name in caption for name in NAMES.values()), caption
+        assert meaning == "abnormal: a large heart shadow"
+
+
+def test_generalist_captions_name_negated_findings_without_changing_the_meaning():
+    captions = _captions(0.5, ("cardiomegaly",))
+    texts = [c for c, _ in captions]
+    # positive mentions: named and lay wording both occur
+    assert any("cardiomegaly" in t for t in texts) and any("large heart shadow" in t for t in texts)
+    # negated mentions: "no pneumothorax" and the lay "no dark rim without lung markings" both occur
+    assert any("no pneumothorax" in t for t in texts)
+    assert any("no dark rim without lung markings" in t for t in texts)
+    # a finding that is drawn is never negated, and the wording never changes the meaning label
+    assert not any("no cardiomegaly" in t or "no large heart shadow" in t for t in texts)
+    assert {m for _, m in captions} == {"abnormal: a large heart shadow"}
+    normal = _captions(0.5, ())
+    assert {m for _, m in normal} == {"normal"}
+    assert all(t.startswith("a normal ") for t, _ in normal)

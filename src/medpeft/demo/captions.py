@@ -6,7 +6,10 @@ not radiology reports. ``"an abnormal chest x-ray: a dense patch, no hazy lungs"
 a reason to see local lesions (so adaptation has features to build on). A fraction of mentions
 (``named_fraction``) use the finding's name instead, so the text tower has met the words the zero-shot
 prompts use: LoRA alone cannot adapt a model to a word it has never seen (its frozen token embedding
-stays random; tried: the 5-class CheXpert set then stays at chance). Captions with modality words only
+stays random; tried: the 5-class CheXpert set then stays at chance). Negated mentions are named too
+("no pneumothorax"), as in PubMed captions: reports say "no pneumothorax" far more often than
+"pneumothorax", and with names only in positive mentions the adapted models' SIIM AUROC swung between
+0.25 and 0.73 across seeds. Captions with modality words only
 ("a chest x-ray") were tried first: the tiny image tower then learns nothing about lesions in the time
 the demo has, and adaptation has nothing to align.
 """
@@ -82,6 +85,12 @@ NEGATABLE: tuple[str, ...] = (
 MAX_PHRASES = 3
 
 
+#: The name a negated lay term takes when a negation is worded with the finding's name ("no pneumothorax").
+_NAME_OF: dict[str, str] = {
+    lay: NAMES[f] for f, lay in LAY_TERMS.items() if lay in NEGATABLE and f != "pneumonia"
+}
+
+
 def _bare(phrase: str) -> str:
     """ "a dense patch" -> "dense patch" (for "no dense patch")."""
     return phrase.removeprefix("an ").removeprefix("a ")
@@ -108,7 +117,10 @@ def cxr_caption(
     else:
         worded = shown
     absent = [t for t in NEGATABLE if t not in terms]
-    negated = [f"no {_bare(absent[i])}" for i in rng.permutation(len(absent))[: int(rng.integers(0, 3))]]
+    negated = [
+        f"no {_bare(_NAME_OF[t] if named_fraction > 0 and rng.random() < named_fraction else t)}"
+        for t in (absent[i] for i in rng.permutation(len(absent))[: int(rng.integers(0, 3))])
+    ]
     phrases = worded + negated
     listed = "" if not phrases else ": " + ", ".join(phrases)
     if not shown:
