@@ -9,9 +9,9 @@ prompts use: LoRA alone cannot adapt a model to a word it has never seen (its fr
 stays random; tried: the 5-class CheXpert set then stays at chance). Negated mentions are named too
 ("no pneumothorax"), as in PubMed captions: reports say "no pneumothorax" far more often than
 "pneumothorax", and with names only in positive mentions the adapted models' SIIM AUROC swung between
-0.25 and 0.73 across seeds. Captions with modality words only
-("a chest x-ray") were tried first: the tiny image tower then learns nothing about lesions in the time
-the demo has, and adaptation has nothing to align.
+0.25 and 0.68 over seeds 0-2. Captions with modality words only ("a chest x-ray") were tried first: the
+tiny image tower then learns nothing about lesions in the time the demo has, and adaptation has nothing
+to align.
 """
 
 from __future__ import annotations
@@ -86,6 +86,7 @@ MAX_PHRASES = 3
 
 
 #: The name a negated lay term takes when a negation is worded with the finding's name ("no pneumothorax").
+#: "a dense patch" draws both consolidation and pneumonia; its absence is worded "no consolidation".
 _NAME_OF: dict[str, str] = {
     lay: NAMES[f] for f, lay in LAY_TERMS.items() if lay in NEGATABLE and f != "pneumonia"
 }
