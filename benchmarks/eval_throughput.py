@@ -29,6 +29,7 @@ import platform
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -133,8 +134,8 @@ def batched(model, data: Path, device: torch.device, batch_size: int, workers: i
         t = time.perf_counter()
         head = encode_class_prompts(model, model.backbone.tokenizer, es.prompts, device=str(device))
         prompts_s = _sync(device, t)
-        t = time.perf_counter()
-        scores = score_images(
+        score = partial(
+            score_images,
             model,
             head,
             es.images,
@@ -143,21 +144,14 @@ def batched(model, data: Path, device: torch.device, batch_size: int, workers: i
             num_workers=workers,
             device=str(device),
         )
+        t = time.perf_counter()
+        scores = score()
         images_s = _sync(device, t)
     classification_metrics(es.y_true, scores.probs, es.task, es.class_keys, n_bootstrap=0)
     total_s = time.perf_counter() - start
     # batching alone: the same head and scorer with LoRA left unmerged
     t = time.perf_counter()
-    plain = score_images(
-        model,
-        head,
-        es.images,
-        model.backbone.preprocess,
-        batch_size=batch_size,
-        num_workers=workers,
-        device=str(device),
-        merge_lora=False,
-    )
+    plain = score(merge_lora=False)
     unmerged_s = _sync(device, t)
     return {
         "probs": scores.probs,

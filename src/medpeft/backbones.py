@@ -154,15 +154,17 @@ def build_clip(config: dict[str, Any], base_dir: Path | None = None, seed: int =
 
 def load_state_dict_file(path: Path) -> dict[str, torch.Tensor]:
     """Read open_clip weights safely: safetensors, or a torch pickle restricted to tensors."""
-    try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
 
+        try:
             state = load_file(str(path))
-        else:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001 - re-raised with the path
-        raise CheckpointError(f"{path}: cannot read weights ({type(err).__name__}: {err})") from err
+        except Exception as err:  # noqa: BLE001 - re-raised with the path
+            raise CheckpointError(f"{path}: cannot read weights ({type(err).__name__}: {err})") from err
+    else:
+        from medpeft.compat import safe_torch_load
+
+        state = safe_torch_load(path, "weights file")
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
     if not isinstance(state, dict):

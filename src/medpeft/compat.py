@@ -33,17 +33,7 @@ def read_official(path: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as err:
-        raise CheckpointError(
-            f"{path}: refused to load: the file contains pickled objects other than tensors and plain "
-            f"containers, which could execute code (weights_only=True). Detail: {str(err).splitlines()[0]}"
-        ) from err
-    except Exception as err:  # noqa: BLE001 - corrupt/truncated files
-        raise CheckpointError(
-            f"{path}: not a readable torch checkpoint ({type(err).__name__}: {err})"
-        ) from err
+    obj = safe_torch_load(path, "torch checkpoint")
     if not isinstance(obj, dict) or "weights" not in obj:
         kind = type(obj).__name__ if not isinstance(obj, dict) else f"dict with keys {sorted(obj)[:6]}"
         raise CheckpointError(f"{path}: expected a dict with 'weights' and 'metadata', found {kind}")
@@ -164,6 +154,21 @@ def state_to_official(
         }
     weights["logit_scale"] = state["logit_scale"].detach().cpu().clone().reshape(())
     return weights
+
+
+def safe_torch_load(path: str | Path, what: str = "checkpoint") -> Any:
+    """``torch.load`` restricted to tensors and plain containers (``weights_only``), so a file can never
+    execute code; a refused or unreadable file raises ``CheckpointError`` naming it (``what`` says what
+    it should have been)."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise CheckpointError(
+            f"{path}: refused to load: the file contains pickled objects other than tensors and plain "
+            f"containers, which could execute code (weights_only=True). Detail: {str(err).splitlines()[0]}"
+        ) from err
+    except Exception as err:  # noqa: BLE001 - corrupt/truncated files, re-raised with the path
+        raise CheckpointError(f"{path}: not a readable {what} ({type(err).__name__}: {err})") from err
 
 
 def atomic_torch_save(obj: Any, path: str | Path) -> None:

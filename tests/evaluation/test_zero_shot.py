@@ -238,6 +238,16 @@ def test_bad_dataset_arguments(multiclass_set, tmp_path):
         evaluate(model, tmp_path)
     with pytest.raises(ConfigError, match="no '\\{\\}' placeholder"):
         evaluate(model, root, templates=["no placeholder"])
+    # a model without a backbone needs its tokenizer and preprocessing passed in
+    bare = StubModel(CLASSES, angles_table(3))
+    backbone = bare.backbone
+    del bare.backbone
+    with pytest.raises(ConfigError, match="pass tokenizer and preprocess for a model without a backbone"):
+        evaluate(bare, root)
+    assert (
+        evaluate(bare, root, tokenizer=backbone.tokenizer, preprocess=backbone.preprocess)["metrics"]["n"]
+        == 30
+    )
 
 
 def test_evaluate_many_combined_table(multiclass_set, noise_set, tmp_path):

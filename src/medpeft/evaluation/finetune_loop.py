@@ -156,10 +156,9 @@ def _save(obj: Any, path: Path) -> None:
 
 def _load(path: Path) -> dict[str, Any]:
     """Tensors and plain containers only (``weights_only``): a checkpoint can never execute code."""
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001 - re-raised with the path
-        raise CheckpointError(f"{path}: cannot read checkpoint ({type(err).__name__}: {err})") from err
+    from medpeft.compat import safe_torch_load
+
+    return safe_torch_load(path, "fine-tuning checkpoint")
 
 
 def write_json(obj: Any, path: Path) -> Path:

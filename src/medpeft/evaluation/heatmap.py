@@ -23,10 +23,10 @@ from medpeft.errors import ConfigError
 from medpeft.evaluation.image_loader import (
     ImageInput,
     as_items,
-    bad_image_error,
     check_on_bad_image,
     describe,
     make_loader,
+    readable_batches,
 )
 from medpeft.evaluation.inference import inference_state, resolve_device
 
@@ -119,15 +119,9 @@ def save_heatmaps(
         items, preprocess, batch_size=batch_size, num_workers=num_workers, pin_memory=dev.type == "cuda"
     )
     files: list[str] = []
-    skipped: list[dict[str, str]] = []
+    unreadable: list[tuple[int, str]] = []
     with inference_state(model, dev):
-        for batch in loader:
-            if batch.errors:
-                if on_bad_image == "error":
-                    raise bad_image_error(batch.errors)
-                skipped.extend({"image": describe(items[i], i), "reason": msg} for i, msg in batch.errors)
-            if batch.pixel_values is None:
-                continue
+        for batch in readable_batches(loader, on_bad_image, unreadable):
             pixels = batch.pixel_values.to(dev)
             maps = patch_weights(model, pixels).cpu().numpy()
             for row, index in enumerate(batch.indices):
@@ -135,4 +129,5 @@ def save_heatmaps(
                 title = titles[index] if titles is not None else None
                 save_overlay(display_image(batch.pixel_values[row], preprocess), maps[row], path, title=title)
                 files.append(str(path))
+    skipped = [{"image": describe(items[i], i), "reason": msg} for i, msg in unreadable]
     return {"files": files, "skipped": skipped}

@@ -10,7 +10,7 @@ message and the caller decides.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -127,6 +127,20 @@ def bad_image_error(errors: Sequence[tuple[int, str]]) -> DataError:
     shown = "; ".join(msg for _, msg in errors[:3])
     more = f" (and {len(errors) - 3} more)" if len(errors) > 3 else ""
     return DataError(f"{shown}{more} (use --on-bad-image skip to skip and count such images)")
+
+
+def readable_batches(
+    batches: Iterable[Batch], on_bad_image: str, skipped: list[tuple[int, str]]
+) -> Iterator[Batch]:
+    """The batches that hold at least one readable image. Unreadable images raise ``bad_image_error``
+    (``on_bad_image="error"``) or are appended to ``skipped`` as ``(index, message)``."""
+    for batch in batches:
+        if batch.errors:
+            if on_bad_image == "error":
+                raise bad_image_error(batch.errors)
+            skipped.extend(batch.errors)
+        if batch.pixel_values is not None:
+            yield batch
 
 
 def collect_images(paths: Sequence[str | os.PathLike]) -> list[Path]:

@@ -30,10 +30,10 @@ from medpeft.errors import ConfigError
 from medpeft.evaluation.image_loader import (
     ImageInput,
     as_items,
-    bad_image_error,
     check_on_bad_image,
     describe,
     make_loader,
+    readable_batches,
 )
 
 SCORING = ("softmax", "pairwise")
@@ -281,13 +281,8 @@ def score_images(
     from tqdm.auto import tqdm
 
     with inference_state(model, dev, merge_lora):
-        for batch in tqdm(loader, desc=desc, unit="batch", disable=not progress, leave=False):
-            if batch.errors:
-                if on_bad_image == "error":
-                    raise bad_image_error(batch.errors)
-                skipped.extend(batch.errors)
-            if batch.pixel_values is None:
-                continue
+        batches = tqdm(loader, desc=desc, unit="batch", disable=not progress, leave=False)
+        for batch in readable_batches(batches, on_bad_image, skipped):
             pixels = batch.pixel_values.to(dev, non_blocking=True)
             with autocast(dev, dtype):
                 embeds = model.encode_image(pixels)
@@ -297,3 +292,44 @@ def score_images(
     skipped = [(i, msg if msg else f"{describe(items[i], i)}: unreadable") for i, msg in skipped]
     amp_name = {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(dtype) if dtype else None
     return Scores(probs, kept, skipped, str(dev), amp_name)
+
+
+def classify_images(
+    model: nn.Module,
+    prompts: ClassPrompts,
+    images: Sequence[ImageInput] | ImageInput,
+    *,
+    tokenizer=None,
+    preprocess=None,
+    batch_size: int = 64,
+    num_workers: int = 0,
+    device: str | torch.device | None = None,
+    amp: str | bool | None = None,
+    on_bad_image: str = "error",
+    progress: bool = False,
+    desc: str = "images",
+) -> tuple[ClassHead, Scores]:
+    """Class embeddings and per-image probabilities under one LoRA merge for both encoders: the shared
+    core of ``evaluate`` and ``predict``. ``tokenizer``/``preprocess`` default to ``model.backbone``'s."""
+    backbone = getattr(model, "backbone", None)
+    if tokenizer is None or preprocess is None:
+        if backbone is None:
+            raise ConfigError("pass tokenizer and preprocess for a model without a backbone")
+        tokenizer = tokenizer if tokenizer is not None else backbone.tokenizer
+        preprocess = preprocess if preprocess is not None else backbone.preprocess
+    with merged_lora(model):
+        head = encode_class_prompts(model, tokenizer, prompts, device=device, amp=amp)
+        scores = score_images(
+            model,
+            head,
+            images,
+            preprocess,
+            batch_size=batch_size,
+            num_workers=num_workers,
+            device=device,
+            amp=amp,
+            on_bad_image=on_bad_image,
+            progress=progress,
+            desc=desc,
+        )
+    return head, scores

@@ -15,7 +15,7 @@ import pandas as pd
 
 from medpeft.errors import ConfigError
 from medpeft.evaluation.image_loader import ImageInput, as_items, describe
-from medpeft.evaluation.inference import ClassPrompts, encode_class_prompts, merged_lora, score_images
+from medpeft.evaluation.inference import ClassPrompts, classify_images
 from medpeft.evaluation.zero_shot import Templates, resolve_templates
 
 #: Without ``templates``, BiomedCLIP's own zero-shot template (it fits any image family).
@@ -79,27 +79,20 @@ def predict(
     if not items:
         raise ConfigError("no images to predict")
     prompts = label_prompts(labels, templates)
-    backbone = getattr(model, "backbone", None)
-    if tokenizer is None or preprocess is None:
-        if backbone is None:
-            raise ConfigError("pass tokenizer and preprocess for a model without a backbone")
-        tokenizer = tokenizer if tokenizer is not None else backbone.tokenizer
-        preprocess = preprocess if preprocess is not None else backbone.preprocess
-    with merged_lora(model):
-        head = encode_class_prompts(model, tokenizer, prompts, device=device, amp=amp)
-        scores = score_images(
-            model,
-            head,
-            items,
-            preprocess,
-            batch_size=batch_size,
-            num_workers=num_workers,
-            device=device,
-            amp=amp,
-            on_bad_image=on_bad_image,
-            progress=progress,
-            desc="predict",
-        )
+    head, scores = classify_images(
+        model,
+        prompts,
+        items,
+        tokenizer=tokenizer,
+        preprocess=preprocess,
+        batch_size=batch_size,
+        num_workers=num_workers,
+        device=device,
+        amp=amp,
+        on_bad_image=on_bad_image,
+        progress=progress,
+        desc="predict",
+    )
     frame = pd.DataFrame({"image": [describe(items[i], i) for i in scores.kept]})
     frame["predicted"] = [head.names[j] for j in scores.probs.argmax(axis=1)] if scores.kept else []
     for j, name in enumerate(head.names):

@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from medpeft.errors import ConfigError, DataError, OutputExistsError
-from medpeft.evaluation.inference import ClassPrompts, encode_class_prompts, merged_lora, score_images
+from medpeft.evaluation.inference import ClassPrompts, classify_images
 
 METRICS_FILE = "metrics.json"
 PREDICTIONS_FILE = "predictions.csv"
@@ -354,24 +354,20 @@ def evaluate(
     es = load_eval_set(
         data_dir, dataset=dataset, split=split, templates=templates, check_files=on_bad_image == "error"
     )
-    backbone = getattr(model, "backbone", None)
-    tokenizer = tokenizer if tokenizer is not None else backbone.tokenizer
-    preprocess = preprocess if preprocess is not None else backbone.preprocess
-    with merged_lora(model):  # once for both encoders (see inference.merged_lora)
-        head = encode_class_prompts(model, tokenizer, es.prompts, device=device, amp=amp)
-        scores = score_images(
-            model,
-            head,
-            es.images,
-            preprocess,
-            batch_size=batch_size,
-            num_workers=num_workers,
-            device=device,
-            amp=amp,
-            on_bad_image=on_bad_image,
-            progress=progress,
-            desc=f"{es.dataset} {es.split}",
-        )
+    head, scores = classify_images(
+        model,
+        es.prompts,
+        es.images,
+        tokenizer=tokenizer,
+        preprocess=preprocess,
+        batch_size=batch_size,
+        num_workers=num_workers,
+        device=device,
+        amp=amp,
+        on_bad_image=on_bad_image,
+        progress=progress,
+        desc=f"{es.dataset} {es.split}",
+    )
     if not scores.kept:
         raise DataError(f"none of the {len(es.images)} images of {es.manifest} could be read")
     y = es.y_true[scores.kept]
@@ -386,7 +382,7 @@ def evaluate(
         "model": {
             "name": name or kind,
             "kind": kind,
-            "backbone": getattr(backbone, "name", None),
+            "backbone": getattr(getattr(model, "backbone", None), "name", None),
             "config": model.config.to_dict() if hasattr(getattr(model, "config", None), "to_dict") else None,
         },
         "n_images": len(es.images),

@@ -12,14 +12,11 @@ from __future__ import annotations
 
 import logging
 import os
-import pickle
 import re
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from medpeft.compat import atomic_torch_save
+from medpeft.compat import atomic_torch_save, safe_torch_load
 from medpeft.errors import CheckpointError
 
 log = logging.getLogger(__name__)
@@ -82,15 +79,7 @@ def save_checkpoint(folder: Path, step: int, state: dict[str, Any], keep: int) -
 def load_checkpoint(path: Path) -> dict[str, Any]:
     """Read one checkpoint (tensors and plain containers only) and check its structure."""
     path = Path(path)
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as err:
-        raise CheckpointError(
-            f"{path}: refused to load: it holds pickled objects other than tensors and plain containers "
-            f"({str(err).splitlines()[0]})"
-        ) from err
-    except Exception as err:  # noqa: BLE001 - truncated or corrupt files
-        raise CheckpointError(f"{path}: not a readable checkpoint ({type(err).__name__}: {err})") from err
+    obj = safe_torch_load(path, "checkpoint")
     if not isinstance(obj, dict) or obj.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a medpeft training checkpoint")
     if obj.get("format_version") != FORMAT_VERSION:

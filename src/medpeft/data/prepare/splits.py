@@ -29,6 +29,21 @@ def _counts(n: int, fractions: Sequence[float]) -> list[int]:
     return counts
 
 
+def _assign(
+    assignment: dict[str, str],
+    ids: Sequence[str],
+    perm: np.ndarray,
+    names: Sequence[str],
+    counts: Sequence[int],
+) -> None:
+    """Cut the permuted ``ids`` into consecutive runs of ``counts`` and give each run its split name."""
+    start = 0
+    for name, count in zip(names, counts, strict=True):
+        for j in perm[start : start + count]:
+            assignment[ids[j]] = name
+        start += count
+
+
 def _check_fractions(fractions: Mapping[str, float]) -> None:
     if not fractions or any(f <= 0 for f in fractions.values()) or abs(sum(fractions.values()) - 1) > 1e-6:
         raise ConfigError(f"split fractions must be positive and sum to 1, got {dict(fractions)}")
@@ -66,12 +81,7 @@ def stratified_group_split(
             if counts[i] == 0:
                 counts[i] = 1
                 counts[counts.index(max(counts))] -= 1
-        perm = rng.permutation(len(ids))
-        start = 0
-        for name, count in zip(names, counts, strict=True):
-            for j in perm[start : start + count]:
-                assignment[ids[j]] = name
-            start += count
+        _assign(assignment, ids, rng.permutation(len(ids)), names, counts)
     return assignment
 
 
@@ -85,13 +95,8 @@ def group_split(
     _check_fractions(fractions)
     ids = sorted(set(groups))
     counts = _counts(len(ids), list(fractions.values()))
-    perm = np.random.default_rng(seed).permutation(len(ids))
     assignment: dict[str, str] = {}
-    start = 0
-    for name, count in zip(fractions, counts, strict=True):
-        for j in perm[start : start + count]:
-            assignment[ids[j]] = name
-        start += count
+    _assign(assignment, ids, np.random.default_rng(seed).permutation(len(ids)), list(fractions), counts)
     return assignment
 
 

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from medpeft.data.labels import NIH_NO_FINDING
+from medpeft.data.labels import NIH_LABELS, NIH_NO_FINDING
 from medpeft.data.synthetic.cxr import render_frontal
 from medpeft.data.synthetic.findings import NIH_TO_FINDING, nih_findings, sample_nih_labels
 from medpeft.data.synthetic.output import Advance, image_rng, save_gray, to_uint8
@@ -33,16 +33,7 @@ HEADER = (
     "OriginalImage[Width,Height],OriginalImagePixelSpacing[x,y]"
 )
 BBOX_HEADER = "Image Index,Finding Label,Bbox [x,y,w,h],,,"
-_BBOX_FINDINGS = (
-    "Atelectasis",
-    "Cardiomegaly",
-    "Effusion",
-    "Infiltration",
-    "Mass",
-    "Nodule",
-    "Pneumonia",
-    "Pneumothorax",
-)
+_BBOX_FINDINGS = NIH_LABELS[:8]  # the eight findings of BBox_List_2017.csv lead the official list
 _BBOX_NAMES = {"Infiltration": "Infiltrate"}  # BBox_List_2017.csv spells it this way
 
 
