@@ -12,6 +12,15 @@ from medpeft.errors import ConfigError
 ENCODERS = ("image", "text")
 
 
+def check_known_fields(cls: type, data: dict[str, Any], what: str) -> None:
+    """``ConfigError`` listing the keys of ``data`` that are not fields of the dataclass ``cls`` (a typo in
+    a config file must not be dropped silently)."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ConfigError(f"unknown {what} {unknown}; known: {sorted(names)}")
+
+
 @dataclass
 class AceLoraConfig:
     """Paper defaults: rank 4, alpha 1, dropout 0.1 on q/k/v of all layers of both encoders,
@@ -70,10 +79,7 @@ class AceLoraConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> AceLoraConfig:
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - names)
-        if unknown:
-            raise ConfigError(f"unknown AceLoraConfig fields {unknown}; known: {sorted(names)}")
+        check_known_fields(cls, data, "AceLoraConfig fields")
         return cls(**data)
 
     def to_json(self) -> str:

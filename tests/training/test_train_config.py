@@ -113,3 +113,16 @@ def test_train_help_lists_the_options(capsys):
         "--mixed-precision",
     ):
         assert flag in out
+
+
+def test_unknown_option_names_in_a_config_are_refused():
+    from medpeft.config import AceLoraConfig
+
+    with pytest.raises(
+        ConfigError, match=r"unknown training options \['epoch', 'lr_max'\]; known: .*'epochs'"
+    ):
+        TrainConfig.from_dict({"epoch": 3, "lr_max": 1e-3, "seed": 1})
+    with pytest.raises(ConfigError, match=r"unknown AceLoraConfig fields \['ranks'\]; known: .*'rank'"):
+        AceLoraConfig.from_dict({"ranks": 8})
+    assert TrainConfig.from_dict({"seed": 1}).seed == 1
+    assert AceLoraConfig.from_dict({"rank": 8}).rank == 8

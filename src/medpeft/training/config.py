@@ -10,6 +10,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+from medpeft.config import check_known_fields
 from medpeft.errors import ConfigError
 
 MIXED_PRECISION = ("no", "bf16", "fp16")
@@ -128,10 +129,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - names)
-        if unknown:
-            raise ConfigError(f"unknown training options {unknown}; known: {sorted(names)}")
+        check_known_fields(cls, data, "training options")
         return cls(**data)
 
     def replace(self, **changes: Any) -> TrainConfig:
