@@ -108,6 +108,18 @@ def test_save_heatmaps(tiny_model, images, tmp_path):
         assert im.size[0] > 100
 
 
+def test_save_heatmaps_bad_image_named_or_skipped(tiny_model, images, tmp_path):
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 20)
+    with pytest.raises(DataError, match="broken.png"):
+        save_heatmaps(tiny_model, [images[0], broken], tmp_path / "strict")
+    assert not (tmp_path / "strict" / "broken.png").exists()
+    result = save_heatmaps(tiny_model, [images[0], broken, images[1]], tmp_path / "maps", on_bad_image="skip")
+    assert sorted(p.name for p in (tmp_path / "maps").iterdir()) == ["scan_0.png", "scan_1.png"]
+    assert [s["image"] for s in result["skipped"]] == [str(broken)]
+    assert result["skipped"][0]["reason"]
+
+
 def test_model_predict_equals_manual_scoring(tiny_model, tiny_backbone, images):
     """``AceLoraModel.predict`` = preprocess, encode_image, encode_prompts and a softmax, by hand."""
     table = tiny_model.predict(images[:3], LABELS)
