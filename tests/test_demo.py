@@ -44,9 +44,27 @@ def test_quick_demo_writes_every_result(quick_demo):
     assert metrics["models"]["base"]["num_trainable"] == 0
     report = (quick_demo / "report.md").read_text()
     assert "| rsna | ace-lora |" in report and "synthetic" in report
+    assert "- **ace-lora** beats the base model's AUROC on " in report
     assert list((quick_demo / "heatmaps").glob("*.png"))
     for name in ("lora", "ace-lora"):
         assert (quick_demo / "models" / name / "final" / "adapter_model.safetensors").is_file()
+
+
+def test_report_states_the_gains_this_run_measured():
+    from medpeft.demo.outputs import gain_summary
+
+    metrics = {
+        "margins": {
+            "lora": {"rsna": {"auroc": -0.02}, "siim": {"auroc": 0.0}},
+            "ace-lora": {"rsna": {"auroc": 0.125}, "siim": {"auroc": 0.03}},
+        }
+    }
+    lines = gain_summary(metrics, ["rsna", "siim"])
+    assert (
+        lines[0] == "- **lora** beats the base model's AUROC on no set; not on rsna (-0.020), siim (+0.000)."
+    )
+    assert lines[1] == "- **ace-lora** beats the base model's AUROC on rsna (+0.125), siim (+0.030)."
+    assert "--seed" in lines[-1]
 
 
 def test_demo_refuses_to_overwrite(quick_demo, capsys):

@@ -10,8 +10,8 @@ Run the whole method on synthetic data, on the CPU, with nothing to download:
   1. write synthetic MIMIC-CXR, CheXpert 5x200, RSNA Pneumonia and SIIM-ACR in their real raw
      layouts ('medpeft synth') and turn them into manifests ('medpeft prepare');
   2. pre-train a tiny "generalist" CLIP on coarse captions ("an abnormal chest x-ray",
-     "a histology tile"): it knows the modality but not the names of findings, like a
-     general-purpose model before domain adaptation;
+     "a histology tile") that describe findings mostly in lay words ("a dense patch") and
+     name them only sometimes, like a general-purpose model before domain adaptation;
   3. adapt it on synthetic MIMIC-CXR image-report pairs with LoRA only, and with full ACE-LoRA
      (the same training code as 'medpeft train');
   4. evaluate the base model, LoRA and ACE-LoRA zero-shot on CheXpert 5x200, RSNA and SIIM,

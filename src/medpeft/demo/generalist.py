@@ -1,4 +1,4 @@
-"""The demo's stand-in for BiomedCLIP: a tiny CLIP pre-trained on loose, finding-free captions.
+"""The demo's stand-in for BiomedCLIP: a tiny CLIP pre-trained on loose, mostly lay-word captions.
 
 Why: ACE-LoRA adapts a *generalist* that knows what medical images look like but not the vocabulary
 of specific findings. The demo has no such model, so it makes one: every weight of a tiny CLIP of the
