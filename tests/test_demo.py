@@ -55,7 +55,7 @@ def test_report_states_the_gains_this_run_measured():
 
     metrics = {
         "margins": {
-            "lora": {"rsna": {"auroc": -0.02}, "siim": {"auroc": 0.0}},
+            "lora": {"rsna": {"auroc": -0.02}, "siim": {"auroc": 0.0004}},
             "ace-lora": {"rsna": {"auroc": 0.125}, "siim": {"auroc": 0.03}},
         }
     }

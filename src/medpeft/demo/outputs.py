@@ -116,7 +116,8 @@ def gain_summary(metrics: Mapping[str, Any], datasets: Sequence[str]) -> list[st
     report states what this run measured, not what the method is expected to do."""
     lines = []
     for model, per in metrics["margins"].items():
-        deltas = [(d, float(per[d]["auroc"])) for d in datasets if d in per]
+        # rounded as printed, so that "+0.000" is never listed as a gain
+        deltas = [(d, round(float(per[d]["auroc"]), 3)) for d in datasets if d in per]
         better = [f"{d} ({_fmt(v, signed=True)})" for d, v in deltas if v > 0]
         worse = [f"{d} ({_fmt(v, signed=True)})" for d, v in deltas if v <= 0]
         text = f"- **{model}** beats the base model's AUROC on " + (", ".join(better) if better else "no set")
@@ -201,10 +202,10 @@ def write_report(
         "The base model has met the names of findings in only some of its captions, so how well a prompt",
         '("a chest X-ray showing pneumonia.") fits an image depends on the prompt\'s wording; on the binary',
         'sets its AUROC can sit well below 0.5 when its "pneumonia" and "No Finding" prompts point the wrong',
-        "way. Adaptation on image-report pairs (a few thousand trainable numbers on the frozen backbone) ties",
-        "the reports' words to the local patterns in the images and carries that zero-shot to datasets it never",
-        "saw. ACE-LoRA's hypergraph lets the global embedding draw on the patches its attention points at; the",
-        "heat maps below show those patches.",
+        "way. Adaptation on image-report pairs (a few thousand trainable numbers on the frozen backbone) is",
+        "meant to tie the reports' words to the local patterns in the images and carry that zero-shot to",
+        "datasets it never saw; the lines below say where it did in this run. ACE-LoRA's hypergraph lets the",
+        "global embedding draw on the patches its attention points at; the heat maps below show those patches.",
         "",
         *gain_summary(metrics, datasets),
         "",
