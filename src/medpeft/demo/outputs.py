@@ -117,9 +117,9 @@ def gain_summary(metrics: Mapping[str, Any], datasets: Sequence[str]) -> list[st
     lines = []
     for model, per in metrics["margins"].items():
         # rounded as printed, so that "+0.000" is never listed as a gain
-        deltas = [(d, round(float(per[d]["auroc"]), 3)) for d in datasets if d in per]
-        better = [f"{d} ({_fmt(v, signed=True)})" for d, v in deltas if v > 0]
-        worse = [f"{d} ({_fmt(v, signed=True)})" for d, v in deltas if v <= 0]
+        deltas = {d: round(float(per[d]["auroc"]), 3) for d in datasets}
+        better = [f"{d} ({_fmt(v, signed=True)})" for d, v in deltas.items() if v > 0]
+        worse = [f"{d} ({_fmt(v, signed=True)})" for d, v in deltas.items() if v <= 0]
         text = f"- **{model}** beats the base model's AUROC on " + (", ".join(better) if better else "no set")
         lines.append(text + (f"; not on {', '.join(worse)}." if worse else "."))
     lines += [
