@@ -39,7 +39,7 @@ import torch
 import torch.nn.functional as F
 
 import medpeft
-from medpeft.losses import contrastive_loss
+from medpeft.ace_lora.losses import contrastive_loss
 from medpeft.training.environment import cpu_model
 
 

@@ -11,10 +11,10 @@ from typing import Any
 __version__ = "0.1.0"
 
 _LAZY = {
-    "load_backbone": "medpeft.backbones",
-    "Backbone": "medpeft.backbones",
-    "AceLoraConfig": "medpeft.config",
-    "AceLoraModel": "medpeft.model",
+    "load_backbone": "medpeft.backbones.clip",
+    "Backbone": "medpeft.backbones.clip",
+    "AceLoraConfig": "medpeft.ace_lora.config",
+    "AceLoraModel": "medpeft.ace_lora.model",
     "evaluate": "medpeft.evaluation.zero_shot",
     "evaluate_many": "medpeft.evaluation.zero_shot",
     "predict": "medpeft.evaluation.predict",

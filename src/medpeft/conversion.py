@@ -17,7 +17,7 @@ ARCHITECTURE_OF = {"biomedclip": "biomedclip-arch", "biomedclip-arch": "biomedcl
 
 
 def _recorded_backbone(folder: Path) -> str | None:
-    from medpeft.model import ADAPTER_CONFIG
+    from medpeft.ace_lora.model import ADAPTER_CONFIG
 
     cfg = folder / ADAPTER_CONFIG
     if not cfg.is_file():
@@ -40,8 +40,8 @@ def convert(
     ``backbone``: the backbone (or its architecture preset / folder) the adapter belongs to; by default
     ``biomedclip-arch`` for a released checkpoint and the recorded backbone for a folder. Returns ``dst``.
     """
-    from medpeft.backbones import load_backbone
-    from medpeft.model import ADAPTER_WEIGHTS, AceLoraModel
+    from medpeft.ace_lora.model import ADAPTER_WEIGHTS, AceLoraModel
+    from medpeft.backbones.clip import load_backbone
 
     src, dst = Path(src), Path(dst)
     if not src.exists():

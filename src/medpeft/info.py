@@ -22,7 +22,7 @@ def weights_info() -> dict[str, Any]:
     """Where ``load_backbone("biomedclip")`` looks, and whether it finds the files offline."""
     from huggingface_hub import constants
 
-    from medpeft.backbones import BIOMEDBERT_HUB_ID, BIOMEDCLIP_HUB_ID, CONFIG_FILE, WEIGHT_FILES
+    from medpeft.backbones.clip import BIOMEDBERT_HUB_ID, BIOMEDCLIP_HUB_ID, CONFIG_FILE, WEIGHT_FILES
 
     weights = next((p for f in WEIGHT_FILES if (p := _cached_file(BIOMEDCLIP_HUB_ID, f))), None)
     return {

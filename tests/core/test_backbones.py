@@ -13,9 +13,9 @@ import pytest
 import torch
 
 import medpeft
-from medpeft.backbones import BIOMEDBERT_HUB_ID, BIOMEDCLIP_HUB_ID, load_backbone
+from medpeft.backbones.clip import BIOMEDBERT_HUB_ID, BIOMEDCLIP_HUB_ID, load_backbone
+from medpeft.backbones.tokenizer import build_wordpiece_tokenizer
 from medpeft.errors import CheckpointError, ConfigError
-from medpeft.tokenizer import build_wordpiece_tokenizer
 
 CORPUS = [
     "findings: no focal consolidation. impression: no acute cardiopulmonary process.",

@@ -109,7 +109,7 @@ def test_pickle_that_executes_code_is_refused(tiny_backbone, tmp_path):
 
 def test_every_torch_loader_refuses_pickled_code(tmp_path):
     """Backbone weights and fine-tuning checkpoints go through the same guarded loader as adapters."""
-    from medpeft.backbones import load_state_dict_file
+    from medpeft.backbones.clip import load_state_dict_file
     from medpeft.evaluation.finetune_loop import _load as load_finetune_checkpoint
     from medpeft.training.checkpoint import load_checkpoint
 

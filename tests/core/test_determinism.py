@@ -10,11 +10,11 @@ import pytest
 import torch
 
 import medpeft
+from medpeft.backbones.tokenizer import build_wordpiece_tokenizer, wordpiece_vocab
 from medpeft.errors import ConfigError
-from medpeft.tokenizer import build_wordpiece_tokenizer, wordpiece_vocab
 
 _VOCAB = (
-    "from medpeft.backbones import _tiny_tokenizer; "
+    "from medpeft.backbones.clip import _tiny_tokenizer; "
     "t = _tiny_tokenizer(64, 1024); "
     "print(sorted(t.hf.get_vocab().items()))"
 )

@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
+from medpeft.ace_lora.hypergraph import AceHGNN, Bottleneck, incidence_matrix
 from medpeft.errors import ConfigError
-from medpeft.hypergraph import AceHGNN, Bottleneck, incidence_matrix
 
 
 def _tokens() -> torch.Tensor:

@@ -8,8 +8,8 @@ import pytest
 import torch
 from torch import nn
 
+from medpeft.ace_lora.lora import LoRALinear, inject_lora, lora_modules, merge_lora, unmerge_lora
 from medpeft.errors import ConfigError
-from medpeft.lora import LoRALinear, inject_lora, lora_modules, merge_lora, unmerge_lora
 
 
 def _fused(rank: int = 4) -> tuple[nn.Linear, LoRALinear]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from medpeft.losses import contrastive_loss, gather_batch, same_label_mask
+from medpeft.ace_lora.losses import contrastive_loss, gather_batch, same_label_mask
 
 
 def test_same_label_mask():

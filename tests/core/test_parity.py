@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import medpeft
-from medpeft.compat import state_to_official
+from medpeft.ace_lora.released_format import state_to_official
 
 TOL = 1e-4
 

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from zero_shot_helpers import deep_model, write_noise_png
 
-import medpeft.backbones
+import medpeft.backbones.clip
 from medpeft.cli import main
 
 
@@ -35,7 +35,7 @@ def fast_backbone(monkeypatch, tiny_backbone):
         assert spec == "tiny"
         return copy.deepcopy(tiny_backbone)
 
-    monkeypatch.setattr(medpeft.backbones, "load_backbone", load)
+    monkeypatch.setattr(medpeft.backbones.clip, "load_backbone", load)
     return calls
 
 

@@ -76,7 +76,7 @@ def test_bad_image_named_or_skipped(tiny_model, images, tmp_path):
 
 def test_patch_weights(tiny_model, tiny_backbone):
     import medpeft
-    from medpeft.hypergraph import incidence_matrix
+    from medpeft.ace_lora.hypergraph import incidence_matrix
 
     pixels = torch.randn(
         2, 3, tiny_backbone.image_size, tiny_backbone.image_size, generator=torch.Generator().manual_seed(0)

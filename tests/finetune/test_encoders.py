@@ -28,8 +28,8 @@ def test_tiny_encoder_is_frozen_and_multilevel(tiny_encoder) -> None:
 
 def test_adapter_is_merged_into_the_vit(tmp_path) -> None:
     """The adapted encoder equals the unmerged LoRA model's trunk, and differs from the base one."""
-    from medpeft.backbones import load_backbone
-    from medpeft.model import AceLoraModel
+    from medpeft.ace_lora.model import AceLoraModel
+    from medpeft.backbones.clip import load_backbone
 
     model = AceLoraModel(load_backbone("tiny")).eval()  # eval: no LoRA dropout
     with torch.no_grad():

@@ -116,7 +116,7 @@ def test_train_help_lists_the_options(capsys):
 
 
 def test_unknown_option_names_in_a_config_are_refused():
-    from medpeft.config import AceLoraConfig
+    from medpeft.ace_lora.config import AceLoraConfig
 
     with pytest.raises(
         ConfigError, match=r"unknown training options \['epoch', 'lr_max'\]; known: .*'epochs'"

@@ -104,8 +104,8 @@ def adapter_labels(adapters: Sequence[str | None]) -> list[str]:
 
 def build_model(backbone: Any, adapter: str | None) -> Any:
     """The base model (frozen BiomedCLIP, its own logit scale) or ``backbone`` + an adapter."""
-    from medpeft.config import AceLoraConfig
-    from medpeft.model import AceLoraModel
+    from medpeft.ace_lora.config import AceLoraConfig
+    from medpeft.ace_lora.model import AceLoraModel
 
     if adapter is None:
         return AceLoraModel(backbone, AceLoraConfig(lora_encoders=(), hgnn=(), learn_logit_scale=False))
@@ -115,7 +115,7 @@ def build_model(backbone: Any, adapter: str | None) -> Any:
 def model_factories(backbone_spec: str, adapters: Sequence[str | None]) -> list[Callable[[], Any]]:
     """One lazily built model per adapter over a backbone loaded once (deep-copied for all but the last:
     LoRA is injected into the backbone in place)."""
-    from medpeft.backbones import load_backbone
+    from medpeft.backbones.clip import load_backbone
 
     loaded: dict[str, Any] = {}
 

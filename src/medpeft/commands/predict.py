@@ -69,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
 
     import pandas as pd
 
-    from medpeft.backbones import load_backbone
+    from medpeft.backbones.clip import load_backbone
 
     model = build_model(load_backbone(args.backbone), adapter)
     frame = predict(

@@ -14,7 +14,7 @@ Two choices that make a few hundred CPU steps enough:
   a small ViT trained from scratch does not learn to find local lesions within the demo's budget;
 * many captions say the same thing ("a normal chest film", "a normal chest x-ray"), and a plain InfoNCE
   batch would ask the model to tell them apart (the tiny towers then collapse to one embedding), so
-  pairs with the same meaning are not used as negatives: the label-guided loss of ``medpeft.losses``
+  pairs with the same meaning are not used as negatives: the label-guided loss of ``medpeft.ace_lora.losses``
   with the caption's meaning as the label. It also makes each step far more informative than
   instance discrimination, which is what lets a few hundred CPU steps suffice.
 """
@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from medpeft.backbones import Backbone
+from medpeft.backbones.clip import Backbone
 from medpeft.data.synthetic.cxr import render_frontal, render_lateral
 from medpeft.data.synthetic.findings import chexpert_findings, sample_chexpert_labels
 from medpeft.data.synthetic.pathology import render_lc25000, render_mhist
@@ -94,7 +94,7 @@ def render_corpus(
 def build_backbone(seed: int, vision: Mapping[str, Any]) -> Backbone:
     """A fresh tiny CLIP: the ``tiny`` preset's text tower and tokenizer, its ViT with ``vision`` overrides
     (timm ``VisionTransformer`` keyword arguments; ``img_size`` also sets the input size)."""
-    from medpeft.backbones import build_clip, load_backbone
+    from medpeft.backbones.clip import build_clip, load_backbone
 
     tiny = load_backbone("tiny", seed=seed)
     config = copy.deepcopy(tiny.config)
@@ -136,8 +136,8 @@ def pretrain_generalist(
     """
     from tqdm.auto import tqdm
 
-    from medpeft.config import AceLoraConfig
-    from medpeft.model import AceLoraModel
+    from medpeft.ace_lora.config import AceLoraConfig
+    from medpeft.ace_lora.model import AceLoraModel
     from medpeft.training.schedule import make_scheduler
 
     corpus = render_corpus(

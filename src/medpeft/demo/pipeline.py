@@ -70,7 +70,7 @@ def adapter_configs(settings: DemoSettings) -> dict[str, Any]:
 
     Reports are padded per batch and padding is kept out of the text hypergraph (the fast path).
     """
-    from medpeft.config import AceLoraConfig
+    from medpeft.ace_lora.config import AceLoraConfig
 
     common = {
         "rank": settings.lora_rank,
@@ -88,7 +88,7 @@ def adapter_configs(settings: DemoSettings) -> dict[str, Any]:
 
 def base_config():
     """The frozen generalist as an ``AceLoraModel`` (no LoRA, no hypergraph, its own logit scale)."""
-    from medpeft.config import AceLoraConfig
+    from medpeft.ace_lora.config import AceLoraConfig
 
     return AceLoraConfig(lora_encoders=(), hgnn=(), learn_logit_scale=False)
 
@@ -132,7 +132,8 @@ def run_demo(
     """
     import torch
 
-    from medpeft.backbones import load_backbone
+    from medpeft.ace_lora.model import AceLoraModel
+    from medpeft.backbones.clip import load_backbone
     from medpeft.demo.data import make_dataset
     from medpeft.demo.figures import OVERLAY_DIR, lesion_examples, save_overlays
     from medpeft.demo.generalist import pretrain_generalist
@@ -144,7 +145,6 @@ def run_demo(
         write_report,
     )
     from medpeft.evaluation.zero_shot import evaluate
-    from medpeft.model import AceLoraModel
     from medpeft.train import train
 
     start = time.perf_counter()

@@ -169,9 +169,9 @@ def build_encoder(
             )
         return _timm_encoder(backbone, image_size, blocks, num_levels).to(device)
 
-    from medpeft.backbones import load_backbone
-    from medpeft.config import AceLoraConfig
-    from medpeft.model import AceLoraModel
+    from medpeft.ace_lora.config import AceLoraConfig
+    from medpeft.ace_lora.model import AceLoraModel
+    from medpeft.backbones.clip import load_backbone
 
     bb = load_backbone(backbone, seed=seed)
     if adapter is not None:

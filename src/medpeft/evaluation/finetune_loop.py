@@ -149,14 +149,14 @@ def epoch_batches(
 
 
 def _save(obj: Any, path: Path) -> None:
-    from medpeft.compat import atomic_torch_save
+    from medpeft.ace_lora.released_format import atomic_torch_save
 
     atomic_torch_save(obj, path)
 
 
 def _load(path: Path) -> dict[str, Any]:
     """Tensors and plain containers only (``weights_only``): a checkpoint can never execute code."""
-    from medpeft.compat import safe_torch_load
+    from medpeft.ace_lora.released_format import safe_torch_load
 
     return safe_torch_load(path, "fine-tuning checkpoint")
 

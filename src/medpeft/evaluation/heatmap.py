@@ -34,7 +34,7 @@ from medpeft.evaluation.inference import inference_state, resolve_device
 def patch_weights(model: Any, pixel_values: torch.Tensor) -> torch.Tensor:
     """[B, g, g] weights of the patches in the global embedding (rows sum to 1 over the patches for the
     attention map; the hypergraph map holds the k softmax weights and zeros)."""
-    from medpeft.hypergraph import incidence_matrix
+    from medpeft.ace_lora.hypergraph import incidence_matrix
 
     out = model.image_features(pixel_values)
     hgnn = getattr(model, "image_hgnn", None)

@@ -2,7 +2,7 @@
 
 ``checkpoints/step-00000500.pt`` holds the adapter, optimizer, scheduler and grad-scaler states,
 every process's RNG state and the data position. It is written to a temporary file in the same
-folder, fsynced and renamed (``medpeft.compat.atomic_torch_save``), so a run killed mid-write leaves
+folder, fsynced and renamed (``medpeft.ace_lora.released_format.atomic_torch_save``), so a run killed mid-write leaves
 at worst a stray ``.step-*.tmp`` file and the previous checkpoint intact. Loading uses
 ``torch.load(weights_only=True)``: a checkpoint can never execute code. If the newest checkpoint is
 unreadable anyway (a disk that lied about fsync), the previous one is used, with a warning.
@@ -16,7 +16,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from medpeft.compat import atomic_torch_save, safe_torch_load
+from medpeft.ace_lora.released_format import atomic_torch_save, safe_torch_load
 from medpeft.errors import CheckpointError
 
 log = logging.getLogger(__name__)

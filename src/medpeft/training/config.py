@@ -10,7 +10,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from medpeft.config import check_known_fields
+from medpeft.ace_lora.config import check_known_fields
 from medpeft.errors import ConfigError
 
 MIXED_PRECISION = ("no", "bf16", "fp16")

@@ -18,10 +18,10 @@ from typing import Any
 
 import torch
 
-from medpeft.backbones import Backbone, load_backbone
-from medpeft.config import AceLoraConfig
+from medpeft.ace_lora.config import AceLoraConfig
+from medpeft.ace_lora.model import ADAPTER_WEIGHTS, AceLoraModel
+from medpeft.backbones.clip import Backbone, load_backbone
 from medpeft.errors import ConfigError, MedpeftError
-from medpeft.model import ADAPTER_WEIGHTS, AceLoraModel
 from medpeft.training import outputs
 from medpeft.training.checkpoint import CHECKPOINT_DIR, load_latest, save_checkpoint, stray_temp_files
 from medpeft.training.config import TrainConfig
@@ -342,7 +342,7 @@ def train(
 ) -> Path:
     """Train an ACE-LoRA adapter on a manifest and return the final adapter folder (``out_dir/final``).
 
-    ``backbone`` is a :class:`~medpeft.backbones.Backbone` (LoRA is injected into it in place: use a
+    ``backbone`` is a :class:`~medpeft.backbones.clip.Backbone` (LoRA is injected into it in place: use a
     fresh one per run) or a name for ``load_backbone``. ``data_dir`` is a prepared folder (its
     ``train.csv``) or a manifest CSV with ``image``, ``text`` and label columns. ``out_dir`` must be
     new or empty unless ``resume``; then the run continues from its newest readable checkpoint (or

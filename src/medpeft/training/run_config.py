@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from medpeft.config import AceLoraConfig
+from medpeft.ace_lora.config import AceLoraConfig
 from medpeft.errors import ConfigError
 from medpeft.training.config import TrainConfig
 

@@ -14,14 +14,19 @@ import torch.nn.functional as F
 from torch import nn
 
 from medpeft import __version__
-from medpeft.backbones import Backbone
-from medpeft.compat import atomic_torch_save, official_to_state, read_official, state_to_official
-from medpeft.config import AceLoraConfig
+from medpeft.ace_lora.config import AceLoraConfig
+from medpeft.ace_lora.hypergraph import AceHGNN
+from medpeft.ace_lora.lora import LoRALinear, inject_lora, merge_lora, unmerge_lora
+from medpeft.ace_lora.losses import contrastive_loss, gather_batch
+from medpeft.ace_lora.released_format import (
+    atomic_torch_save,
+    official_to_state,
+    read_official,
+    state_to_official,
+)
+from medpeft.backbones.clip import Backbone
+from medpeft.backbones.towers import TowerOutput, image_tower, text_tower
 from medpeft.errors import CheckpointError
-from medpeft.hypergraph import AceHGNN
-from medpeft.lora import LoRALinear, inject_lora, merge_lora, unmerge_lora
-from medpeft.losses import contrastive_loss, gather_batch
-from medpeft.towers import TowerOutput, image_tower, text_tower
 
 ADAPTER_CONFIG = "adapter_config.json"
 ADAPTER_WEIGHTS = "adapter_model.safetensors"

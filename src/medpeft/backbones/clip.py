@@ -20,15 +20,15 @@ from typing import Any
 import torch
 from torch import nn
 
+from medpeft.backbones.tokenizer import TextTokenizer, build_wordpiece_tokenizer, load_hf_tokenizer
 from medpeft.errors import CheckpointError, ConfigError
-from medpeft.tokenizer import TextTokenizer, build_wordpiece_tokenizer, load_hf_tokenizer
 
 log = logging.getLogger(__name__)
 
 BIOMEDCLIP_HUB_ID = "microsoft/BiomedCLIP-PubMedBERT_256-vit_base_patch16_224"
 BIOMEDBERT_HUB_ID = "microsoft/BiomedNLP-BiomedBERT-base-uncased-abstract"
 TINY_BERT_ID = "medpeft/tiny-bert"
-ASSETS = Path(__file__).parent / "assets"
+ASSETS = Path(__file__).resolve().parent.parent / "assets"
 # Text-tower architecture configs shipped with medpeft, so no BERT config is ever fetched.
 PACKAGED_TEXT_CONFIGS = {BIOMEDBERT_HUB_ID: ASSETS / "biomedbert", TINY_BERT_ID: ASSETS / "tiny_bert"}
 WEIGHT_FILES = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
@@ -162,7 +162,7 @@ def load_state_dict_file(path: Path) -> dict[str, torch.Tensor]:
         except Exception as err:  # noqa: BLE001 - re-raised with the path
             raise CheckpointError(f"{path}: cannot read weights ({type(err).__name__}: {err})") from err
     else:
-        from medpeft.compat import safe_torch_load
+        from medpeft.ace_lora.released_format import safe_torch_load
 
         state = safe_torch_load(path, "weights file")
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
