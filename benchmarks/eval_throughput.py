@@ -125,6 +125,7 @@ def _sync(device: torch.device, start: float) -> float:
 def batched(model, data: Path, device: torch.device, batch_size: int, workers: int) -> dict:
     """The calls ``evaluate`` makes, in its order, each timed (output files are not written)."""
     from medpeft.evaluation.inference import encode_class_prompts, merged_lora, score_images
+    from medpeft.evaluation.options import InferenceOptions
     from medpeft.evaluation.metrics import classification_metrics
     from medpeft.evaluation.zero_shot import load_eval_set
 
@@ -132,7 +133,8 @@ def batched(model, data: Path, device: torch.device, batch_size: int, workers: i
     es = load_eval_set(data, split="bench")
     with merged_lora(model):
         t = time.perf_counter()
-        head = encode_class_prompts(model, model.backbone.tokenizer, es.prompts, device=str(device))
+        options = InferenceOptions(batch_size=batch_size, workers=workers, device=str(device))
+        head = encode_class_prompts(model, model.backbone.tokenizer, es.prompts, options)
         prompts_s = _sync(device, t)
         score = partial(
             score_images,
@@ -140,18 +142,15 @@ def batched(model, data: Path, device: torch.device, batch_size: int, workers: i
             head,
             es.images,
             model.backbone.preprocess,
-            batch_size=batch_size,
-            num_workers=workers,
-            device=str(device),
         )
         t = time.perf_counter()
-        scores = score()
+        scores = score(options)
         images_s = _sync(device, t)
     classification_metrics(es.y_true, scores.probs, es.task, es.class_keys, n_bootstrap=0)
     total_s = time.perf_counter() - start
     # batching alone: the same head and scorer with LoRA left unmerged
     t = time.perf_counter()
-    plain = score(merge_lora=False)
+    plain = score(InferenceOptions.make(options, merge_lora=False))
     unmerged_s = _sync(device, t)
     return {
         "probs": scores.probs,

@@ -40,7 +40,7 @@ import torch.nn.functional as F
 
 import medpeft
 from medpeft.ace_lora.losses import contrastive_loss
-from medpeft.training.environment import cpu_model
+from medpeft.runtime import cpu_model
 
 
 def reports(tokenizer, n: int, low: int, high: int, seed: int) -> list[str]:

@@ -70,7 +70,7 @@ def test_report_states_the_gains_this_run_measured():
 def test_demo_refuses_to_overwrite(quick_demo, capsys):
     before = (quick_demo / "metrics.json").read_bytes()
     assert main(["demo", "--quick", "--out", str(quick_demo), "--quiet"]) == 1
-    assert "already exists and is not empty; pass --overwrite" in capsys.readouterr().err
+    assert "is not empty: it already holds results" in capsys.readouterr().err
     assert (quick_demo / "metrics.json").read_bytes() == before
 
 

@@ -52,7 +52,7 @@ def devices_info() -> dict[str, Any]:
         "cpu_threads": torch.get_num_threads(),
         "cpu_count": os.cpu_count(),
     }
-    from medpeft.training.environment import cpu_model
+    from medpeft.runtime import cpu_model
 
     out["cpu"] = cpu_model()
     return out
@@ -60,7 +60,7 @@ def devices_info() -> dict[str, Any]:
 
 def environment_info() -> dict[str, Any]:
     """Everything ``medpeft info`` prints, as a dict (JSON-serialisable)."""
-    from medpeft.training.environment import package_versions
+    from medpeft.runtime import package_versions
 
     packages = package_versions(
         ("huggingface_hub", "safetensors", "tokenizers", "torchvision", "pydicom", "torchmetrics")

@@ -13,7 +13,7 @@ import math
 import os
 import pickle
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -152,27 +152,31 @@ def safetensors_load(path: str | os.PathLike[str], what: str = "weights file") -
         raise CheckpointError(f"{path}: not a readable {what} ({type(err).__name__}: {err})") from err
 
 
-def ensure_new_out_dir(
-    out: str | os.PathLike[str], overwrite: bool, marker_files: tuple[str, ...] = ()
-) -> Path:
-    """The one out-dir guard: refuse a folder that already holds results unless ``overwrite``.
+def check_out_dir(
+    out: str | os.PathLike[str],
+    *,
+    may_reuse: bool,
+    results: Sequence[str] | None = None,
+    advice: str = "pass --overwrite to replace them, or choose another --out",
+) -> bool:
+    """The one output-folder guard: results are never overwritten without asking.
 
-    ``marker_files`` names the files that count as results; without them any non-empty folder counts.
-    The folder is created when missing.
+    Refuses a path that exists and is not a folder, and a folder that already holds results (the names in
+    ``results``, or anything at all when ``results`` is None) unless ``may_reuse`` (``--overwrite`` or
+    ``--resume``). Returns True when results are there, so the caller resumes or clears what it owns.
     """
     out = Path(out)
     if out.exists() and not out.is_dir():
-        raise OutputExistsError(f"--out {out} exists and is not a folder")
-    if out.is_dir() and not overwrite:
-        present = (
-            [n for n in marker_files if (out / n).exists()]
-            if marker_files
-            else sorted(p.name for p in out.iterdir())
+        raise OutputExistsError(f"{out} exists and is not a folder")
+    if not out.is_dir():
+        return False
+    if results is None:
+        present = sorted(p.name for p in out.iterdir())
+    else:
+        present = [n for n in results if (out / n).exists()]
+    if present and not may_reuse:
+        shown = ", ".join(present[:5]) + (", ..." if len(present) > 5 else "")
+        raise OutputExistsError(
+            f"output folder {out} is not empty: it already holds results ({shown}); {advice}"
         )
-        if present:
-            raise OutputExistsError(
-                f"--out {out} already holds results ({', '.join(present[:5])}); "
-                "choose another folder or pass --overwrite"
-            )
-    out.mkdir(parents=True, exist_ok=True)
-    return out
+    return bool(present)

@@ -12,15 +12,15 @@ import importlib.metadata
 import math
 import platform
 import random
-from typing import Any
-
-import numpy as np
-import torch
+from typing import TYPE_CHECKING, Any
 
 from medpeft.errors import ConfigError
 
+if TYPE_CHECKING:
+    import torch
+
+# torch and numpy are imported inside the functions: configs and ``--help`` read this vocabulary cheaply.
 PRECISIONS = ("fp32", "bf16", "fp16")
-_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 # accelerate's spelling of the same choices
 _ACCELERATE_PRECISION = {"fp32": "no", "bf16": "bf16", "fp16": "fp16"}
 
@@ -28,6 +28,8 @@ _ACCELERATE_PRECISION = {"fp32": "no", "bf16": "bf16", "fp16": "fp16"}
 # ------------------------------------------------------------------------------------------ device
 def resolve_device(device: str | torch.device | None) -> torch.device:
     """``auto``/``None`` picks CUDA when available, else the CPU; ``cpu``, ``cuda``, ``cuda:N`` as given."""
+    import torch
+
     if device is None or device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
@@ -46,6 +48,8 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
 
 def model_device(model: torch.nn.Module) -> torch.device:
     """The device of a module's first parameter (CPU for a module without parameters)."""
+    import torch
+
     try:
         return next(model.parameters()).device
     except (StopIteration, AttributeError):
@@ -60,18 +64,20 @@ def check_precision(precision: str) -> str:
 
 
 def autocast_dtype(device: torch.device, precision: str) -> torch.dtype | None:
-    """The autocast dtype for ``precision`` on ``device`` (None = exact fp32). bf16/fp16 autocast is
-    refused on the CPU, where it is slower than fp32 and changes the numbers."""
-    dtype = _DTYPES[check_precision(precision)]
-    if dtype is not None and device.type != "cuda":
-        raise ConfigError(
-            f"--precision {precision} needs a CUDA device (device is {device}); use fp32 on the CPU"
-        )
-    return dtype
+    """The autocast dtype for ``precision`` on ``device`` (None = exact fp32, the default everywhere:
+    bf16/fp16 change the numbers). fp16 is refused on the CPU, which has no fp16 autocast."""
+    import torch
+
+    check_precision(precision)
+    if precision == "fp16" and device.type != "cuda":
+        raise ConfigError(f"--precision fp16 needs a CUDA device (device is {device}); use fp32 or bf16")
+    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
 
 
 def autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager:
     """``torch.autocast`` for ``dtype``, or nothing for fp32."""
+    import torch
+
     if dtype is None:
         return contextlib.nullcontext()
     return torch.autocast(device_type=device.type, dtype=dtype)
@@ -87,6 +93,7 @@ def make_accelerator(precision: str = "fp32", device: str = "auto", **kwargs: An
     (a notebook, a test) may train again with another precision, so that state is renewed then (a
     multi-process group is never reset). ``device="cpu"`` forces the CPU; CPU-only machines always get
     ``cpu=True`` so torchrun/accelerate launch form a gloo group there."""
+    import torch
     from accelerate import Accelerator
     from accelerate.state import AcceleratorState, PartialState
 
@@ -109,6 +116,9 @@ def make_accelerator(precision: str = "fp32", device: str = "auto", **kwargs: An
 # ----------------------------------------------------------------------------------------- seeding
 def seed_everything(seed: int) -> None:
     """Seed python, numpy and torch (CPU and every accelerator) of this process."""
+    import numpy as np
+    import torch
+
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
@@ -119,12 +129,17 @@ def derive_seed(*parts: int) -> int:
 
     Seeds derived this way do not depend on the worker count or on where a run was resumed.
     """
+    import numpy as np
+
     return int(np.random.SeedSequence([int(p) % 2**63 for p in parts]).generate_state(2, np.uint64)[0] >> 1)
 
 
 def capture_rng_state() -> dict[str, Any]:
     """The python, numpy, torch CPU and CUDA generator states of this process, as tensors and plain
     types only, so a checkpoint holding them loads with ``weights_only=True``."""
+    import numpy as np
+    import torch
+
     version, internal, gauss = random.getstate()
     name, keys, pos, has_gauss, cached = np.random.get_state()
     return {
@@ -147,6 +162,9 @@ def capture_rng_state() -> dict[str, Any]:
 
 def restore_rng_state(state: dict[str, Any]) -> None:
     """Inverse of :func:`capture_rng_state`."""
+    import numpy as np
+    import torch
+
     py = state["python"]
     random.setstate((py["version"], tuple(int(v) for v in py["state"].tolist()), py["gauss"]))
     nps = state["numpy"]
@@ -186,6 +204,8 @@ def make_scheduler(
     min_ratio: float = 0.0,
 ) -> torch.optim.lr_scheduler.LambdaLR:
     """A ``LambdaLR`` over :func:`lr_factor` (its state dict holds only plain numbers)."""
+    import torch
+
     return torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: lr_factor(step, total_steps, warmup_steps, schedule, min_ratio)
     )
@@ -229,6 +249,8 @@ def cpu_model() -> str:
 
 def describe_device(device: torch.device) -> str:
     """A human-readable name of the compute device (GPU model, or the CPU)."""
+    import torch
+
     if device.type == "cuda" and torch.cuda.is_available():
         return torch.cuda.get_device_name(device)
     return f"cpu ({cpu_model()})" if device.type == "cpu" else str(device)
@@ -237,6 +259,8 @@ def describe_device(device: torch.device) -> str:
 def package_versions(more: tuple[str, ...] = ()) -> dict[str, str | None]:
     """Versions of medpeft and the libraries whose code defines the numbers (None = not installed);
     ``more`` adds other distributions by name."""
+    import torch
+
     out = {name: package_version(dist) for name, dist in {**_PACKAGES, **{m: m for m in more}}.items()}
     out["torch"] = torch.__version__  # with its build tag (+cu130, +cpu)
     return out
@@ -244,6 +268,8 @@ def package_versions(more: tuple[str, ...] = ()) -> dict[str, str | None]:
 
 def versions(device: torch.device | None = None, **extra: Any) -> dict[str, Any]:
     """Versions of medpeft and the libraries whose code defines the numbers, plus python and device."""
+    import torch
+
     out: dict[str, Any] = package_versions()
     out["python"] = platform.python_version()
     out["cuda"] = torch.version.cuda

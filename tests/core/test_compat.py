@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import os
 import pickle
+from pathlib import Path
 
 import pytest
 import torch
@@ -110,20 +111,26 @@ def test_pickle_that_executes_code_is_refused(tiny_backbone, tmp_path):
 def test_every_torch_loader_refuses_pickled_code(tmp_path):
     """Backbone weights and fine-tuning checkpoints go through the same guarded loader as adapters."""
     from medpeft.backbones.clip import load_state_dict_file
-    from medpeft.evaluation.finetune_loop import _load as load_finetune_checkpoint
     from medpeft.training.checkpoint import load_checkpoint
 
     path = tmp_path / "evil.pt"
     with open(path, "wb") as fh:
         pickle.dump({"state_dict": {"x": _Exploit()}}, fh)
-    for loader in (load_state_dict_file, load_finetune_checkpoint, load_checkpoint):
+    for loader in (load_state_dict_file, load_checkpoint):
         with pytest.raises(CheckpointError, match="evil.pt: refused to load"):
             loader(path)
     (tmp_path / "empty.pt").write_bytes(b"")
     with pytest.raises(CheckpointError, match="empty.pt: not a readable weights file"):
         load_state_dict_file(tmp_path / "empty.pt")
-    with pytest.raises(CheckpointError, match="empty.pt: not a readable fine-tuning checkpoint"):
-        load_finetune_checkpoint(tmp_path / "empty.pt")
+
+
+def test_torch_load_is_called_only_by_the_guarded_loader():
+    """Every checkpoint medpeft reads goes through ``medpeft.io.safe_torch_load`` (weights_only=True)."""
+    src = Path(medpeft.__file__).parent
+    callers = sorted(
+        str(f.relative_to(src)) for f in src.rglob("*.py") if "torch.load(" in f.read_text(encoding="utf-8")
+    )
+    assert callers == ["io.py"]
 
 
 def test_truncated_and_missing_files(tiny_backbone, official, tmp_path):

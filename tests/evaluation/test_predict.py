@@ -121,8 +121,8 @@ def test_save_heatmaps_bad_image_named_or_skipped(tiny_model, images, tmp_path):
 
 
 def test_model_predict_equals_manual_scoring(tiny_model, tiny_backbone, images):
-    """``AceLoraModel.predict`` = preprocess, encode_image, encode_prompts and a softmax, by hand."""
-    table = tiny_model.predict(images[:3], LABELS)
+    """``medpeft.predict`` = preprocess, encode_image, encode_prompts and a softmax, by hand."""
+    table = predict(tiny_model, images[:3], LABELS)
     tok, pre = tiny_backbone.tokenizer, tiny_backbone.preprocess
     with torch.no_grad():
         pixels = torch.stack([pre(Image.open(p).convert("RGB")) for p in images[:3]])

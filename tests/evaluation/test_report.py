@@ -1,41 +1,13 @@
-"""Atomic JSON writing and the combined markdown results table."""
+"""The combined markdown results table."""
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
-import torch
 
 from medpeft.errors import ConfigError
 from medpeft.evaluation.metrics import classification_metrics
-from medpeft.evaluation.report import atomic_path, markdown_table, metrics_row, write_json_atomic
-
-
-def test_write_json_atomic_plain_strict_json(tmp_path):
-    obj = {
-        "a": np.float32(0.5),
-        "b": np.arange(3),
-        "c": float("nan"),
-        "d": torch.tensor([1.5]),
-        "e": tmp_path,
-    }
-    out = write_json_atomic(obj, tmp_path / "deep" / "er" / "metrics.json")
-    text = out.read_text()
-    assert json.loads(text) == {"a": 0.5, "b": [0, 1, 2], "c": None, "d": [1.5], "e": str(tmp_path)}
-    assert "NaN" not in text
-    assert [p.name for p in out.parent.iterdir()] == ["metrics.json"]
-
-
-def test_atomic_path_leaves_old_file_on_failure(tmp_path):
-    target = tmp_path / "metrics.json"
-    target.write_text("old")
-    with pytest.raises(RuntimeError), atomic_path(target) as tmp:
-        tmp.write_text("half")
-        raise RuntimeError("interrupted")
-    assert target.read_text() == "old"
-    assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]
+from medpeft.evaluation.report import markdown_table, metrics_row
 
 
 def test_markdown_table_with_intervals():

@@ -20,6 +20,7 @@ from zero_shot_helpers import StubModel, angles_table, deep_model, make_prepared
 
 from medpeft.errors import ConfigError, DataError, OutputExistsError
 from medpeft.evaluation.inference import class_head_from_ids, merged_lora, score_images
+from medpeft.evaluation.options import InferenceOptions
 from medpeft.evaluation.zero_shot import evaluate, evaluate_many
 
 CLASSES = ["alpha", "beta", "gamma"]
@@ -184,8 +185,7 @@ def test_batched_equals_one_image_at_a_time(tiny_model, noise_set):
             head,
             es.images,
             tiny_model.backbone.preprocess,
-            batch_size=batch_size,
-            num_workers=workers,
+            InferenceOptions(batch_size=batch_size, workers=workers),
         )
         np.testing.assert_allclose(scores.probs, expected, atol=1e-5)
     assert batched["metrics"]["n"] == len(paths)
@@ -195,7 +195,7 @@ def test_released_checkpoint_reproduces_reference_probs(released_model, referenc
     """The class-embedding path of the parity fixture, through the batched scorer (ragged last batch)."""
     with merged_lora(released_model):  # as evaluate() runs it: LoRA merged once for both encoders
         head = class_head_from_ids(released_model, [f"c{i}" for i in range(5)], reference["prompt_ids"])
-        scores = score_images(released_model, head, reference["images"], preprocess=None, batch_size=3)
+        scores = score_images(released_model, head, reference["images"], None, InferenceOptions(batch_size=3))
     assert scores.kept == [0, 1, 2, 3]
     np.testing.assert_allclose(scores.probs, reference["probs"].double().numpy(), atol=1e-5)
 

@@ -30,7 +30,7 @@ def _kill() -> None:
 
 def install(mode: str, at_step: int) -> None:
     real_save = checkpoint.save_checkpoint
-    real_atomic = checkpoint.atomic_torch_save
+    real_atomic = checkpoint.torch_save
 
     def save_then_kill(folder, step, state, keep):
         path = real_save(folder, step, state, keep)
@@ -57,7 +57,7 @@ def install(mode: str, at_step: int) -> None:
 
         loop.save_checkpoint = save_then_kill
     elif mode == "during":
-        checkpoint.atomic_torch_save = partial_write
+        checkpoint.torch_save = partial_write
     else:
         raise SystemExit(f"mode must be 'after' or 'during', not {mode!r}")
 

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from medpeft.errors import CheckpointError
+from medpeft.runtime import capture_rng_state, restore_rng_state
 from medpeft.training.checkpoint import (
     list_checkpoints,
     load_checkpoint,
@@ -16,7 +17,6 @@ from medpeft.training.checkpoint import (
     save_checkpoint,
     stray_temp_files,
 )
-from medpeft.training.rng import capture_rng_state, restore_rng_state
 
 
 def state(step: int) -> dict:

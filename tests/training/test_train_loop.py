@@ -12,11 +12,11 @@ import torch
 import medpeft
 from medpeft.cli import main
 from medpeft.errors import ConfigError, DataError, OutputExistsError
+from medpeft.runtime import seed_everything
 from medpeft.train import train
 from medpeft.training.data import Collate, ManifestDataset, read_training_manifest
 from medpeft.training.guards import NonFiniteLossError
 from medpeft.training.loop import enable_gradient_checkpointing
-from medpeft.training.rng import seed_everything
 from medpeft.training.run_config import load_run_config
 
 
@@ -185,7 +185,7 @@ def test_worker_processes_and_accumulation_keep_the_numbers(eight, pristine_tiny
             copy.deepcopy(pristine_tiny),
             eight,
             tmp_path / f"w{workers}",
-            rc.train.replace(num_workers=workers),
+            rc.train.replace(workers=workers),
             rc.model,
         )
         for workers in (0, 2)
@@ -203,10 +203,10 @@ def test_worker_processes_and_accumulation_keep_the_numbers(eight, pristine_tiny
 
 
 def test_bf16_autocast_runs_on_the_cpu(eight, tiny, tmp_path):
-    final = train(tiny, eight, tmp_path / "run", tiny_config(max_steps=1, mixed_precision="bf16").train)
+    final = train(tiny, eight, tmp_path / "run", tiny_config(max_steps=1, precision="bf16").train)
     assert (final / "adapter_model.safetensors").is_file()
     with pytest.raises(ConfigError, match="fp16' needs a GPU"):
-        train("tiny", eight, tmp_path / "fp16", tiny_config(mixed_precision="fp16").train)
+        train("tiny", eight, tmp_path / "fp16", tiny_config(precision="fp16").train)
 
 
 def test_validation_problems(eight, mimic, tiny, tmp_path):

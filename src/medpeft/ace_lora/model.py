@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -13,20 +10,23 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from medpeft import __version__
 from medpeft.ace_lora.config import AceLoraConfig
 from medpeft.ace_lora.hypergraph import AceHGNN
 from medpeft.ace_lora.lora import LoRALinear, inject_lora, merge_lora, unmerge_lora
 from medpeft.ace_lora.losses import contrastive_loss, gather_batch
 from medpeft.ace_lora.released_format import (
-    atomic_torch_save,
+    config_fields,
+    official_metadata,
     official_to_state,
     read_official,
     state_to_official,
+    write_official,
 )
 from medpeft.backbones.clip import Backbone
 from medpeft.backbones.towers import TowerOutput, image_tower, text_tower
 from medpeft.errors import CheckpointError
+from medpeft.io import safetensors_save, write_text
+from medpeft.runtime import medpeft_version
 
 ADAPTER_CONFIG = "adapter_config.json"
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
@@ -182,17 +182,6 @@ class AceLoraModel(nn.Module):
     def unmerge_lora(self) -> None:
         unmerge_lora(self.clip)
 
-    def predict(self, images: Any, labels: str | list[str], **options: Any):
-        """Zero-shot probabilities of ``labels`` for image files, DICOMs, PIL images or tensors.
-
-        A thin wrapper of ``medpeft.evaluation.predict.predict`` (batched, LoRA merged while it runs);
-        returns a DataFrame with ``image``, ``predicted`` and one probability column per label.
-        """
-        from medpeft.evaluation.predict import predict
-
-        return predict(self, images, labels, **options)
-
-    # ------------------------------------------------------------------ saving
     def _official_layout(self) -> dict[str, tuple[str, str, dict[str, tuple[int, int]], int]]:
         n_text = len(self.clip.text.transformer.encoder.layer)
         layout = {}
@@ -218,8 +207,6 @@ class AceLoraModel(nn.Module):
 
         ``backbone_name`` overrides the recorded backbone (e.g. ``"biomedclip"`` for an adapter converted
         on the random-weight architecture)."""
-        from safetensors.torch import save_file
-
         folder = Path(folder)
         if (folder / ADAPTER_WEIGHTS).exists() and not overwrite:
             from medpeft.errors import OutputExistsError
@@ -230,45 +217,26 @@ class AceLoraModel(nn.Module):
         # One metadata key: safetensors writes its metadata map in hash order, so a single key keeps the
         # file byte-identical across runs (the format version lives in adapter_config.json).
         meta = {"format": "pt"}
-        _atomic_write(folder / ADAPTER_WEIGHTS, lambda p: save_file(state, str(p), metadata=meta))
+        safetensors_save(state, folder / ADAPTER_WEIGHTS, metadata=meta)
         cfg = {
             "method": "ace-lora",
             "format_version": FORMAT_VERSION,
-            "medpeft_version": __version__,
+            "medpeft_version": medpeft_version(),
             "backbone": backbone_name or self.backbone.name,
             "embed_dim": self.backbone.embed_dim,
             "num_trainable": self.num_trainable(),
             **self.config.to_dict(),
         }
-        _atomic_write(folder / ADAPTER_CONFIG, lambda p: Path(p).write_text(json.dumps(cfg, indent=2)))
+        write_text(folder / ADAPTER_CONFIG, json.dumps(cfg, indent=2))
         return folder
 
     def save_official(self, path: str | Path) -> Path:
         """Write the released ``{"weights", "metadata"}`` format, runnable in the authors' scripts."""
-        if set(self.config.hgnn) != {"image", "text"} or set(self.config.lora_encoders) != {"image", "text"}:
-            raise CheckpointError(
-                "the released format holds LoRA and ACE-HGNN on both encoders; this model has "
-                f"lora_encoders={self.config.lora_encoders}, hgnn={self.config.hgnn}"
-            )
-        if not math.isclose(self.config.alpha, 1.0):
-            raise CheckpointError(
-                f"the released format implies alpha=1 (scale 1/sqrt(r)); this model has "
-                f"alpha={self.config.alpha}"
-            )
+        metadata = official_metadata(self.config)
         weights = state_to_official(
             self.adapter_state_dict(), self._official_layout(), list(self._adapter_prefixes())
         )
-        position = "all" if self.config.layers in ("all", None) else list(self.config.layers)
-        metadata = {
-            "r": self.config.rank,
-            "topk": self.config.top_k,
-            "k_nearest": self.config.top_k,
-            "params": list(self.config.targets),
-            "position": position,
-            "loss_type": "clip_loss_ace_hgat",
-        }
-        atomic_torch_save({"weights": weights, "metadata": metadata}, path)
-        return Path(path)
+        return write_official(weights, metadata, path)
 
     @classmethod
     def from_pretrained(cls, backbone: Backbone, path: str | Path, **overrides: Any) -> AceLoraModel:
@@ -318,31 +286,7 @@ class AceLoraModel(nn.Module):
     @classmethod
     def _from_official(cls, backbone: Backbone, path: Path, **overrides: Any) -> AceLoraModel:
         weights, metadata = read_official(path)
-        params = metadata.get("params", ["q", "k", "v"])
-        if not isinstance(params, (list, tuple)) or not set(params) <= {"q", "k", "v", "o"}:
-            raise CheckpointError(f"{path}: metadata['params'] must list q/k/v/o, found {params!r}")
-        position = metadata.get("position", "all")
-        if position != "all" and not isinstance(position, (list, tuple)):
-            raise CheckpointError(
-                f"{path}: metadata['position'] {position!r} is not supported (use 'all' or indices)"
-            )
-        width = None
-        block = weights.get("img_edge_adapter") or weights.get("text_edge_adapter")
-        if isinstance(block, dict) and isinstance(block.get("down.weight"), torch.Tensor):
-            width = int(block["down.weight"].shape[0])
-        hgnn = tuple(
-            e for e, key in (("image", "img_edge_adapter"), ("text", "text_edge_adapter")) if key in weights
-        )
-        fields: dict[str, Any] = {
-            "rank": metadata.get("r", 4) if isinstance(metadata.get("r"), int) else 4,
-            "alpha": 1.0,
-            "targets": tuple(params),
-            "layers": "all" if position == "all" else tuple(position),
-            "top_k": int(metadata.get("topk", 5)),
-            "hgnn": hgnn,
-        }
-        if width is not None:
-            fields["width"] = width
+        fields = config_fields(weights, metadata, path)
         fields.update(overrides)
         model = cls(backbone, AceLoraConfig(**fields))
         state = official_to_state(
@@ -361,19 +305,6 @@ def _is_adapter_param(name: str) -> bool:
         or ".lora_B." in name
         or name.startswith(("image_hgnn.", "text_hgnn."))
     )
-
-
-def _atomic_write(path: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 __all__ = ["AceLoraModel", "LoRALinear"]

@@ -8,15 +8,13 @@ blocks (fused qkv split in thirds). Loading never unpickles code (``weights_only
 
 from __future__ import annotations
 
-import os
-import pickle
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from medpeft.errors import CheckpointError
+from medpeft.io import safe_torch_load
 
 PROJ = {"q": "q_proj", "k": "k_proj", "v": "v_proj", "o": "o_proj"}
 ADAPTERS = {
@@ -156,32 +154,59 @@ def state_to_official(
     return weights
 
 
-def safe_torch_load(path: str | Path, what: str = "checkpoint") -> Any:
-    """``torch.load`` restricted to tensors and plain containers (``weights_only``), so a file can never
-    execute code; a refused or unreadable file raises ``CheckpointError`` naming it (``what`` says what
-    it should have been)."""
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as err:
+def official_metadata(config: Any) -> dict[str, Any]:
+    """The released file's ``metadata`` for an ``AceLoraConfig``; refuses configs the format cannot hold."""
+    import math
+
+    if set(config.hgnn) != {"image", "text"} or set(config.lora_encoders) != {"image", "text"}:
         raise CheckpointError(
-            f"{path}: refused to load: the file contains pickled objects other than tensors and plain "
-            f"containers, which could execute code (weights_only=True). Detail: {str(err).splitlines()[0]}"
-        ) from err
-    except Exception as err:  # noqa: BLE001 - corrupt/truncated files, re-raised with the path
-        raise CheckpointError(f"{path}: not a readable {what} ({type(err).__name__}: {err})") from err
+            "the released format holds LoRA and ACE-HGNN on both encoders; this model has "
+            f"lora_encoders={config.lora_encoders}, hgnn={config.hgnn}"
+        )
+    if not math.isclose(config.alpha, 1.0):
+        raise CheckpointError(
+            f"the released format implies alpha=1 (scale 1/sqrt(r)); this model has alpha={config.alpha}"
+        )
+    position = "all" if config.layers in ("all", None) else list(config.layers)
+    return {
+        "r": config.rank,
+        "topk": config.top_k,
+        "k_nearest": config.top_k,
+        "params": list(config.targets),
+        "position": position,
+        "loss_type": "clip_loss_ace_hgat",
+    }
 
 
-def atomic_torch_save(obj: Any, path: str | Path) -> None:
-    """Write to a temporary file in the same folder, fsync, then rename: never a half-written file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(obj, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def config_fields(weights: dict[str, Any], metadata: dict[str, Any], path: str | Path) -> dict[str, Any]:
+    """``AceLoraConfig`` fields implied by a released file (its metadata and bottleneck shapes)."""
+    params = metadata.get("params", ["q", "k", "v"])
+    if not isinstance(params, (list, tuple)) or not set(params) <= {"q", "k", "v", "o"}:
+        raise CheckpointError(f"{path}: metadata['params'] must list q/k/v/o, found {params!r}")
+    position = metadata.get("position", "all")
+    if position != "all" and not isinstance(position, (list, tuple)):
+        raise CheckpointError(
+            f"{path}: metadata['position'] {position!r} is not supported (use 'all' or indices)"
+        )
+    block = weights.get("img_edge_adapter") or weights.get("text_edge_adapter")
+    hgnn = tuple(
+        e for e, key in (("image", "img_edge_adapter"), ("text", "text_edge_adapter")) if key in weights
+    )
+    fields: dict[str, Any] = {
+        "rank": metadata.get("r", 4) if isinstance(metadata.get("r"), int) else 4,
+        "alpha": 1.0,
+        "targets": tuple(params),
+        "layers": "all" if position == "all" else tuple(position),
+        "top_k": int(metadata.get("topk", 5)),
+        "hgnn": hgnn,
+    }
+    if isinstance(block, dict) and isinstance(block.get("down.weight"), torch.Tensor):
+        fields["width"] = int(block["down.weight"].shape[0])
+    return fields
+
+
+def write_official(weights: dict[str, Any], metadata: dict[str, Any], path: str | Path) -> Path:
+    """Write ``{"weights", "metadata"}`` atomically (never a half-written file)."""
+    from medpeft.io import torch_save
+
+    return torch_save({"weights": weights, "metadata": metadata}, path)

@@ -49,8 +49,8 @@ class Backbone:
     _tokenizer: TextTokenizer | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self.preprocess = make_preprocess(self.config, train=False)
-        self.preprocess_train = make_preprocess(self.config, train=True)
+        self.preprocess = make_preprocess(self.config, self.mean, self.std, train=False)
+        self.preprocess_train = make_preprocess(self.config, self.mean, self.std, train=True)
 
     @property
     def tokenizer(self) -> TextTokenizer:
@@ -73,6 +73,20 @@ class Backbone:
         return int(self.config["model_cfg"]["text_cfg"]["context_length"])
 
     @property
+    def mean(self) -> tuple[float, float, float]:
+        """Per-channel normalisation mean the backbone was trained with (its preprocess uses it)."""
+        import open_clip
+
+        return tuple(self.config.get("preprocess_cfg", {}).get("mean", open_clip.OPENAI_DATASET_MEAN))
+
+    @property
+    def std(self) -> tuple[float, float, float]:
+        """Per-channel normalisation std the backbone was trained with."""
+        import open_clip
+
+        return tuple(self.config.get("preprocess_cfg", {}).get("std", open_clip.OPENAI_DATASET_STD))
+
+    @property
     def embed_dim(self) -> int:
         return int(self.config["model_cfg"]["embed_dim"])
 
@@ -92,7 +106,9 @@ class Backbone:
         return folder
 
 
-def make_preprocess(config: dict[str, Any], train: bool) -> Callable:
+def make_preprocess(
+    config: dict[str, Any], mean: tuple[float, ...], std: tuple[float, ...], train: bool
+) -> Callable:
     """open_clip's image transform with the backbone's own mean/std (BiomedCLIP's, not open_clip defaults)."""
     import open_clip
 
@@ -100,8 +116,8 @@ def make_preprocess(config: dict[str, Any], train: bool) -> Callable:
     return open_clip.image_transform(
         int(config["model_cfg"]["vision_cfg"]["image_size"]),
         is_train=train,
-        mean=tuple(pp.get("mean", open_clip.OPENAI_DATASET_MEAN)),
-        std=tuple(pp.get("std", open_clip.OPENAI_DATASET_STD)),
+        mean=mean,
+        std=std,
         interpolation=pp.get("interpolation", "bicubic"),
         resize_mode=pp.get("resize_mode", "shortest"),
     )
@@ -162,7 +178,7 @@ def load_state_dict_file(path: Path) -> dict[str, torch.Tensor]:
         except Exception as err:  # noqa: BLE001 - re-raised with the path
             raise CheckpointError(f"{path}: cannot read weights ({type(err).__name__}: {err})") from err
     else:
-        from medpeft.ace_lora.released_format import safe_torch_load
+        from medpeft.io import safe_torch_load
 
         state = safe_torch_load(path, "weights file")
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from medpeft.commands import options
+
 _DESCRIPTION = """\
 Convert an ACE-LoRA adapter between the two formats. The direction follows SRC:
 
@@ -40,7 +42,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="the adapter's backbone or its architecture (default: biomedclip-arch for a .pt, "
         "the backbone recorded in adapter_config.json for a folder)",
     )
-    p.add_argument("--overwrite", action="store_true", help="replace DST if it exists")
+    options.add_overwrite(p, what="an existing DST")
     p.set_defaults(func=run)
 
 

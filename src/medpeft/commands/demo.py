@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from medpeft.commands import options
+
 _DESCRIPTION = """\
 Run the whole method on synthetic data, on the CPU, with nothing to download:
 
@@ -46,20 +48,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="DIR",
         help="output folder, new or empty (default: medpeft-demo)",
     )
-    p.add_argument(
-        "--seed", type=int, default=0, metavar="S", help="random seed of data and training (default 0)"
-    )
+    options.add_seed(p)
     p.add_argument(
         "--quick",
         action="store_true",
         help="a much shorter run (seconds per stage) that checks the plumbing; its numbers mean nothing",
     )
-    p.add_argument(
-        "--overwrite",
-        action="store_true",
-        help="replace the results of an earlier demo in DIR (other folders are never deleted)",
-    )
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    options.add_overwrite(p, what="an earlier demo's outputs in --out")
+    options.add_quiet(p)
     p.set_defaults(func=run)
 
 

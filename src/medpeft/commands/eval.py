@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from medpeft.commands.model_options import add_model_options, add_runtime_options
+from medpeft.commands import options as opt
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -25,7 +25,8 @@ def register(sub: argparse._SubParsersAction) -> None:
             "--dataset rsna=prepared/rsna --dataset siim=prepared/siim --out runs/zero-shot"
         ),
     )
-    add_model_options(p, several_adapters=True)
+    opt.add_backbone(p)
+    opt.add_adapter(p, several=True)
     p.add_argument(
         "--dataset",
         action="append",
@@ -37,7 +38,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--data", type=Path, default=None, metavar="DIR", help="the prepared folder of a single --dataset"
     )
     p.add_argument("--split", default="test", help="which manifest to score (default test)")
-    p.add_argument("--out", type=Path, default=None, metavar="DIR", help="write the result files here")
+    opt.add_out(p, required=False, help="write the result files here (default: print the table only)")
     p.add_argument(
         "--bootstrap",
         type=int,
@@ -45,8 +46,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="N",
         help="bootstrap resamples for CIs (default 1000; 0 = none)",
     )
-    p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
-    add_runtime_options(p, batch_size=64, templates_default="the dataset's own (prompts.py)")
+    opt.add_seed(p)
+    opt.add_inference_options(p, batch_size=64, templates_default="the dataset's own (prompts.py)")
     p.set_defaults(func=run)
 
 
@@ -84,8 +85,8 @@ def parse_datasets(specs: list[str], data: Path | None) -> dict[str, Path]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from medpeft.commands.model_options import adapter_labels, amp_value, check_adapter, model_factories
-    from medpeft.evaluation.zero_shot import check_out_dir, evaluate, evaluate_many, load_eval_set
+    from medpeft.commands.model_options import adapter_labels, check_adapter, model_factories
+    from medpeft.evaluation.zero_shot import check_results_dir, evaluate, evaluate_many, load_eval_set
 
     datasets = parse_datasets(args.dataset, args.data)
     adapters = [check_adapter(a) for a in (args.adapter or ["none"])]
@@ -94,20 +95,15 @@ def run(args: argparse.Namespace) -> int:
     options = {
         "split": args.split,
         "templates": args.templates,
-        "batch_size": args.batch_size,
-        "num_workers": args.workers,
-        "device": args.device,
-        "amp": amp_value(args),
+        "options": opt.inference_options(args),
         "n_bootstrap": args.bootstrap,
         "seed": args.seed,
-        "on_bad_image": args.on_bad_image,
-        "progress": not args.quiet,
     }
     labels = adapter_labels(adapters)
     factories = model_factories(args.backbone, adapters)
     if len(adapters) == 1 and len(datasets) == 1:
         if args.out is not None:
-            check_out_dir(args.out, args.overwrite)
+            check_results_dir(args.out, args.overwrite)
         ((name, folder),) = datasets.items()
         result = evaluate(
             factories[0](),

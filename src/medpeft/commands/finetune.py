@@ -7,6 +7,8 @@ import logging
 import sys
 from pathlib import Path
 
+from medpeft.commands import options
+
 SEGMENTATION_HELP = """\
 Pneumothorax segmentation (SIIM-ACR, MGCA protocol). The encoder is frozen (LoRA merged); its
 blocks 3/6/9/12 (four evenly spaced blocks) feed a light progressive-upsampling decoder trained with
@@ -44,7 +46,7 @@ encoders (--backbone / --adapter):
 
 examples:
   medpeft finetune segmentation --backbone biomedclip --adapter runs/ace --data siim --out ft/siim-ace --fraction 0.01
-  medpeft finetune detection --backbone biomedclip --data rsna --out ft/rsna-base --mixed-precision bf16
+  medpeft finetune detection --backbone biomedclip --data rsna --out ft/rsna-base --precision bf16
   medpeft finetune detection --backbone biomedclip --adapter runs/ace --data rsna --out ft/rsna-zs --zero-shot-map
   medpeft finetune segmentation ... --out ft/siim-ace --resume      continue an interrupted run
   accelerate launch -m medpeft.cli finetune segmentation ...         several GPUs
@@ -73,12 +75,8 @@ def _blocks(text: str) -> tuple[int, ...]:
 def _common(task: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(add_help=False)
     enc = p.add_argument_group("encoder")
-    enc.add_argument(
-        "--backbone",
-        default="biomedclip",
-        help="backbone preset, folder, hf-hub:ID or timm:NAME (default: %(default)s)",
-    )
-    enc.add_argument("--adapter", help="adapter folder or released .pt (LoRA merged into the frozen ViT)")
+    options.add_backbone(enc)
+    options.add_adapter(enc)
     enc.add_argument(
         "--image-size",
         type=_positive_int,
@@ -94,9 +92,7 @@ def _common(task: str) -> argparse.ArgumentParser:
         )
     data = p.add_argument_group("data and output")
     data.add_argument("--data", required=True, type=Path, help="folder written by 'medpeft prepare'")
-    data.add_argument(
-        "--out", required=True, type=Path, help="new output folder (never overwritten; see --resume)"
-    )
+    options.add_out(data, help="new output folder (never overwritten; see --resume)")
     data.add_argument(
         "--fraction",
         type=float,
@@ -115,12 +111,10 @@ def _common(task: str) -> argparse.ArgumentParser:
         metavar="N",
         help="overlay PNGs of N test images (default: %(default)s)",
     )
-    data.add_argument(
-        "--num-workers", type=int, default=0, metavar="N", help="DataLoader workers (default: %(default)s)"
-    )
+    options.add_workers(data)
     opt = p.add_argument_group("training")
     opt.add_argument("--epochs", type=_positive_int, default=20, help="(default: %(default)s)")
-    opt.add_argument("--batch-size", type=_positive_int, default=16, help="per device (default: %(default)s)")
+    options.add_batch_size(opt, default=16, what="training images per device and step")
     opt.add_argument("--eval-batch-size", type=_positive_int, default=32, help="(default: %(default)s)")
     opt.add_argument(
         "--lr",
@@ -148,18 +142,8 @@ def _common(task: str) -> argparse.ArgumentParser:
         metavar="N",
         help="stop after N optimizer steps (the schedule ends there)",
     )
-    opt.add_argument(
-        "--seed",
-        type=int,
-        default=0,
-        help="head initialisation, data order, augmentation (default: %(default)s)",
-    )
-    opt.add_argument(
-        "--mixed-precision",
-        choices=("no", "fp16", "bf16"),
-        default="no",
-        help="AMP via accelerate (default: %(default)s)",
-    )
+    options.add_seed(opt)
+    options.add_precision(opt)
     opt.add_argument(
         "--checkpoint-every",
         type=_positive_int,
@@ -172,7 +156,8 @@ def _common(task: str) -> argparse.ArgumentParser:
         action="store_true",
         help="continue the run in --out from its last checkpoint (same settings required)",
     )
-    opt.add_argument("--cpu", action="store_true", help="run on the CPU even when a GPU is present")
+    options.add_device(opt)
+    options.add_quiet(opt)
     zs = p.add_argument_group("training-free baseline")
     zs.add_argument(
         "--zero-shot-map",
@@ -275,7 +260,7 @@ def run(args: argparse.Namespace) -> int:
     if args.fraction is not None and not 0 < args.fraction <= 1:
         raise ConfigError(f"--fraction must be in (0, 1], got {args.fraction}")
 
-    from medpeft.evaluation.encoders import build_encoder
+    from medpeft.transfer.encoders import build_encoder
 
     encoder = build_encoder(
         args.backbone,
@@ -298,10 +283,10 @@ def run(args: argparse.Namespace) -> int:
     if args.zero_shot_map:
         return _zero_shot(args, encoder, run_config)
 
-    from medpeft.evaluation.finetune_loop import LoopConfig, run_finetune
+    from medpeft.transfer.finetune_loop import LoopConfig, run_finetune
 
     if args.task == "segmentation":
-        from medpeft.evaluation.segmentation import SegmentationTask
+        from medpeft.transfer.segmentation import SegmentationTask
 
         task = SegmentationTask(
             encoder, args.data, fraction=args.fraction, decoder_width=args.decoder_width,
@@ -309,7 +294,7 @@ def run(args: argparse.Namespace) -> int:
             seed=args.seed, overlays=args.overlays,
         )  # fmt: skip
     else:
-        from medpeft.evaluation.detection import DetectionTask
+        from medpeft.transfer.detection import DetectionTask
 
         task = DetectionTask(
             encoder, args.data, fraction=args.fraction, head=args.head, fpn_channels=args.fpn_channels,
@@ -320,8 +305,8 @@ def run(args: argparse.Namespace) -> int:
         out_dir=args.out, epochs=args.epochs, batch_size=args.batch_size, eval_batch_size=args.eval_batch_size,
         lr=args.lr, weight_decay=args.weight_decay, warmup_steps=args.warmup_steps, grad_accum=args.grad_accum,
         max_steps=args.max_steps, max_grad_norm=args.max_grad_norm, checkpoint_every=args.checkpoint_every,
-        mixed_precision=args.mixed_precision, num_workers=args.num_workers, seed=args.seed, resume=args.resume,
-        cpu=args.cpu,
+        precision=args.precision, workers=args.workers, seed=args.seed, resume=args.resume,
+        device=args.device,
     )  # fmt: skip
     result = run_finetune(task, cfg, run_config)
     _report(args.task, result, args.out)
@@ -329,7 +314,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _zero_shot(args: argparse.Namespace, encoder, run_config: dict) -> int:
-    from medpeft.evaluation.zero_shot_map import run_zero_shot_map
+    from medpeft.transfer.zero_shot_map import run_zero_shot_map
 
     result = run_zero_shot_map(
         encoder, args.task, args.data, args.out, class_name=args.zero_shot_class,

@@ -1,4 +1,4 @@
-"""Options shared by the inference commands (``eval``, ``predict``): which model, and how to run it.
+"""Building the models that ``--backbone``/``--adapter`` name, for the inference commands.
 
 Not a sub-command (``cli.COMMANDS`` does not list it). Heavy imports stay inside the functions so that
 ``medpeft --help`` does not pay for torch.
@@ -6,76 +6,12 @@ Not a sub-command (``cli.COMMANDS`` does not list it). Heavy imports stay inside
 
 from __future__ import annotations
 
-import argparse
 import copy
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 BASE = "none"
-
-
-def add_model_options(p: argparse.ArgumentParser, *, several_adapters: bool) -> None:
-    p.add_argument(
-        "--backbone",
-        required=True,
-        metavar="B",
-        help="biomedclip (HF hub/cache), a local BiomedCLIP folder, hf-hub:org/repo, biomedclip-arch or tiny",
-    )
-    adapter_help = (
-        "adapter folder (save_pretrained) or released .pt checkpoint; 'none' = the base model (default)"
-    )
-    if several_adapters:
-        p.add_argument(
-            "--adapter",
-            action="append",
-            default=None,
-            metavar="A",
-            help=adapter_help + "; repeat to compare several adapters in one table",
-        )
-    else:
-        p.add_argument("--adapter", default=None, metavar="A", help=adapter_help)
-
-
-def add_runtime_options(p: argparse.ArgumentParser, *, batch_size: int, templates_default: str) -> None:
-    p.add_argument(
-        "--templates",
-        default=None,
-        metavar="FILE",
-        help=(
-            "prompt templates: a text file (one template with '{}' per line), a JSON list or {class: [prompts]}, "
-            f"or a named set: chest-xray, histopathology, biomedclip (default: {templates_default})"
-        ),
-    )
-    p.add_argument(
-        "--batch-size",
-        type=int,
-        default=batch_size,
-        metavar="N",
-        help=f"images per batch (default {batch_size})",
-    )
-    p.add_argument(
-        "--workers", type=int, default=0, metavar="N", help="image decoding worker processes (default 0)"
-    )
-    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cuda when available)")
-    p.add_argument(
-        "--amp",
-        choices=["auto", "bf16", "fp16", "none"],
-        default="auto",
-        help="mixed precision on CUDA (auto = bf16 where supported, else fp16); never used on the CPU",
-    )
-    p.add_argument(
-        "--on-bad-image",
-        choices=["error", "skip"],
-        default="error",
-        help="an unreadable image: fail naming it (default), or skip it and report the count",
-    )
-    p.add_argument("--overwrite", action="store_true", help="replace existing results")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-
-
-def amp_value(args: argparse.Namespace) -> str | None:
-    return None if args.amp == "auto" else args.amp
 
 
 def check_adapter(adapter: str | None) -> str | None:

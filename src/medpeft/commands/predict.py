@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from medpeft.commands.model_options import add_model_options, add_runtime_options
+from medpeft.commands import options as opt
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -23,7 +23,8 @@ def register(sub: argparse._SubParsersAction) -> None:
             "--templates chest-xray --out preds.csv --heatmap maps/ scans/"
         ),
     )
-    add_model_options(p, several_adapters=False)
+    opt.add_backbone(p)
+    opt.add_adapter(p)
     p.add_argument(
         "--labels", required=True, metavar='"A,B,..."', help="comma-separated labels (at least two)"
     )
@@ -40,12 +41,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "images", nargs="+", metavar="IMAGE_OR_DIR", help="image files (PNG, JPEG, DICOM) or folders"
     )
-    add_runtime_options(p, batch_size=32, templates_default="biomedclip: 'this is a photo of {}'")
+    opt.add_inference_options(p, batch_size=32, templates_default="biomedclip: 'this is a photo of {}'")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from medpeft.commands.model_options import amp_value, build_model, check_adapter
+    from medpeft.commands.model_options import build_model, check_adapter
     from medpeft.errors import ConfigError, OutputExistsError
     from medpeft.evaluation.image_loader import collect_images
     from medpeft.evaluation.predict import label_prompts, predict, write_predictions
@@ -77,12 +78,7 @@ def run(args: argparse.Namespace) -> int:
         images,
         args.labels,
         templates=args.templates,
-        batch_size=args.batch_size,
-        num_workers=args.workers,
-        device=args.device,
-        amp=amp_value(args),
-        on_bad_image=args.on_bad_image,
-        progress=not args.quiet,
+        options=opt.inference_options(args),
     )
     skipped = frame.attrs["skipped"]
     if args.out is not None:
@@ -101,10 +97,7 @@ def run(args: argparse.Namespace) -> int:
             kept,
             args.heatmap,
             titles=titles,
-            batch_size=args.batch_size,
-            num_workers=args.workers,
-            device=args.device,
-            on_bad_image="error",
+            options=opt.inference_options(args),
             overwrite=args.overwrite,
         )
         print(f"{len(maps['files'])} heat maps written to {args.heatmap}")

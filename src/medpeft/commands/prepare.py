@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from medpeft.commands import options
+
 DATASET_NAMES = ("mimic-cxr", "chexpert-5x200", "rsna", "siim", "nih-cxr14", "lc25000", "mhist", "generic")
 
 # (flag, build() keyword, argparse kwargs, datasets it applies to)
@@ -154,7 +156,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="write a resized cache, shorter side PX (e.g. 256)",
     )
-    p.add_argument("--seed", type=int, default=0, help="seed for splits, sampling and fractions (default 0)")
+    options.add_seed(p)
     p.add_argument(
         "--fraction",
         type=float,
@@ -169,20 +171,15 @@ def register(sub: argparse._SubParsersAction) -> None:
         default="error",
         help="a row whose image/report/labels are missing: fail, or skip and count",
     )
-    p.add_argument(
-        "--on-bad-image",
-        choices=["error", "skip"],
-        default="error",
-        help="an unreadable image: fail naming it, or skip and count",
-    )
+    options.add_on_bad_image(p)
     p.add_argument(
         "--no-verify-images",
         action="store_true",
         help="without --image-size, do not decode each image once to check it",
     )
-    p.add_argument("--workers", type=int, default=None, help="image decoding threads (default: min(8, CPUs))")
-    p.add_argument("--overwrite", action="store_true", help="replace the outputs in a non-empty --out folder")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    options.add_workers(p, default=None)  # None: min(8, CPUs) image decoding threads
+    options.add_overwrite(p, what="an earlier prepared folder in --out")
+    options.add_quiet(p)
     group = p.add_argument_group("dataset-specific options")
     for flag, dest, kwargs, applies in _DATASET_OPTIONS:
         kwargs = dict(kwargs)

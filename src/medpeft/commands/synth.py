@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from medpeft.commands import options
+
 _DESCRIPTION = """\
 Write synthetic data in the exact raw layout of DATASET (file names, folders, CSV columns and
 value conventions of the real download), so that 'medpeft prepare', training and evaluation can
@@ -50,7 +52,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--n", type=int, default=None, metavar="N", help="how many images (see above); default per dataset"
     )
-    p.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default 0)")
+    options.add_seed(p)
     p.add_argument(
         "--image-size",
         type=int,
@@ -58,12 +60,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="PX",
         help="image size in pixels (default 256, mhist 224; the real data is larger)",
     )
-    p.add_argument(
-        "--overwrite",
-        action="store_true",
-        help="write into a non-empty DIR (a previous synth output there is replaced)",
-    )
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    options.add_overwrite(p, what="an earlier synth output in --out")
+    options.add_quiet(p)
     p.set_defaults(func=run)
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from medpeft.commands import options
+
 # flag dest -> config key; each is applied over the YAML only when given on the command line
 _OVERRIDES = {
     "backbone": "backbone",
@@ -13,9 +15,9 @@ _OVERRIDES = {
     "batch_size": "train.batch_size",
     "lr": "train.lr",
     "max_steps": "train.max_steps",
-    "mixed_precision": "train.mixed_precision",
+    "precision": "train.precision",
     "grad_accum": "train.grad_accum",
-    "workers": "train.num_workers",
+    "workers": "train.workers",
     "checkpoint_every": "train.checkpoint_every",
     "val_every": "train.val_every",
     "keep_best_by": "train.keep_best_by",
@@ -52,22 +54,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--config", metavar="YAML", default=None, help="run configuration: a YAML file or paper, fast, tiny"
     )
-    p.add_argument(
-        "--backbone",
-        metavar="B",
-        default=None,
-        help="biomedclip, a local folder, hf-hub:org/repo, biomedclip-arch or tiny",
-    )
+    options.add_backbone(p, required=False)  # the --config names one; this flag overrides it
     p.add_argument(
         "--data", type=Path, metavar="DIR", default=None, help="prepared folder (train.csv) or a manifest CSV"
     )
-    p.add_argument(
-        "--out",
-        type=Path,
-        metavar="DIR",
-        required=True,
-        help="new or empty output folder (or the run to --resume)",
-    )
+    options.add_out(p, help="new or empty output folder (or the run to --resume)")
     p.add_argument(
         "--val-data",
         type=Path,
@@ -79,18 +70,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--resume", action="store_true", help="continue the run in --out from its newest checkpoint"
     )
     g = p.add_argument_group("overrides of the configuration")
-    g.add_argument("--seed", type=int, default=None, help="run seed (data order, initialisation, dropout)")
+    options.add_seed(g, default=None)
     g.add_argument("--epochs", type=int, default=None, help="passes over the training manifest")
-    g.add_argument(
-        "--batch-size", type=int, default=None, help="global batch per optimizer step (all processes)"
-    )
+    options.add_batch_size(g, default=None, what="global batch per optimizer step (all processes)")
     g.add_argument("--lr", type=float, default=None, help="peak learning rate")
     g.add_argument(
         "--max-steps", type=int, default=None, help="stop after N optimizer steps (the schedule ends there)"
     )
-    g.add_argument(
-        "--mixed-precision", choices=["no", "bf16", "fp16"], default=None, help="autocast on the GPU"
-    )
+    options.add_precision(g, default=None)
     g.add_argument("--grad-accum", type=int, default=None, help="micro-batches per optimizer step")
     g.add_argument(
         "--gather",
@@ -110,7 +97,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="longest = the fast text path (also sets mask_padding unless --set mask_padding=... says otherwise)",
     )
-    g.add_argument("--workers", type=int, default=None, help="DataLoader worker processes")
+    options.add_workers(g, default=None)
     g.add_argument(
         "--checkpoint-every",
         type=int,
@@ -126,12 +113,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="a NaN/inf loss: stop, or skip the step and count",
     )
-    g.add_argument(
-        "--on-bad-image",
-        choices=["error", "skip"],
-        default=None,
-        help="an unreadable image: stop naming it, or skip and count",
-    )
+    options.add_on_bad_image(g, default=None)
     g.add_argument(
         "--set",
         dest="assignments",
@@ -140,7 +122,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="KEY=VALUE",
         help="any other setting, e.g. --set train.weight_decay=0 --set model.rank=8 --set hgnn=[image] (repeatable)",
     )
-    g.add_argument("--quiet", action="store_true", help="no progress bar")
+    options.add_quiet(g)
     p.set_defaults(func=run)
 
 

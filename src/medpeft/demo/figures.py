@@ -64,7 +64,7 @@ def save_overlays(
         for i, ex in enumerate(examples):
             pixels = preprocess(Image.open(ex["image"]).convert("RGB"))
             heat = patch_weights(model, pixels[None])[0].numpy()
-            picture = display_image(pixels, preprocess)
+            picture = display_image(pixels, model.backbone.mean, model.backbone.std)
             mask = None
             if "mask" in ex:
                 mask = np.asarray(Image.open(ex["mask"]).convert("L").resize(picture.shape[1::-1])) > 127

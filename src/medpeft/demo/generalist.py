@@ -138,7 +138,7 @@ def pretrain_generalist(
 
     from medpeft.ace_lora.config import AceLoraConfig
     from medpeft.ace_lora.model import AceLoraModel
-    from medpeft.training.schedule import make_scheduler
+    from medpeft.runtime import make_scheduler
 
     corpus = render_corpus(
         n_images,

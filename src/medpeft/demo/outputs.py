@@ -10,7 +10,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from medpeft.evaluation.report import markdown_table, metrics_row, write_json_atomic
+from medpeft.evaluation.report import markdown_table, metrics_row
+from medpeft.io import write_json
 
 FORMAT = "medpeft-demo/1"
 #: Model key -> what it is, for metrics.json and the report.
@@ -83,7 +84,7 @@ def build_metrics(
 
 
 def write_metrics(metrics: Mapping[str, Any], path: Path) -> Path:
-    return write_json_atomic(metrics, path)
+    return write_json(path, metrics)
 
 
 def _fmt(value: float, signed: bool = False) -> str:
@@ -151,7 +152,7 @@ def write_report(
     figures: Sequence[str],
 ) -> Path:
     """``report.md``: the numbers, what they mean, and where the figures are."""
-    from medpeft.evaluation.report import atomic_path
+    from medpeft.io import atomic_path
 
     models = metrics["models"]
     training = metrics["training"]

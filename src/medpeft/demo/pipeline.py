@@ -18,6 +18,7 @@ from typing import Any
 
 from medpeft.demo.settings import EVAL_DATASETS, TRAIN_DATASET, DemoSettings
 from medpeft.errors import OutputExistsError
+from medpeft.io import check_out_dir
 
 MARKER = "demo.json"
 METRICS = "metrics.json"
@@ -43,15 +44,12 @@ class DemoResult:
 
 def _check_out(out: Path, overwrite: bool) -> None:
     """Refuse a non-empty folder; with ``overwrite`` clear a previous demo's outputs (and nothing else)."""
-    if out.exists() and not out.is_dir():
-        raise OutputExistsError(f"{out} exists and is not a folder")
-    if not out.exists() or not any(out.iterdir()):
+    if not check_out_dir(
+        out,
+        may_reuse=overwrite,
+        advice="pass --overwrite to replace an earlier demo there, or choose another --out",
+    ):
         return
-    if not overwrite:
-        raise OutputExistsError(
-            f"{out} already exists and is not empty; pass --overwrite to replace an earlier demo there, "
-            "or choose another --out"
-        )
     if not (out / MARKER).is_file():
         raise OutputExistsError(
             f"{out} is not empty and was not written by 'medpeft demo' (no {MARKER}); "

@@ -23,12 +23,13 @@ from medpeft.errors import ConfigError
 from medpeft.evaluation.image_loader import (
     ImageInput,
     as_items,
-    check_on_bad_image,
     describe,
     make_loader,
     readable_batches,
 )
-from medpeft.evaluation.inference import inference_state, resolve_device
+from medpeft.evaluation.inference import inference_state
+from medpeft.evaluation.options import InferenceOptions
+from medpeft.io import check_out_dir
 
 
 def patch_weights(model: Any, pixel_values: torch.Tensor) -> torch.Tensor:
@@ -51,20 +52,11 @@ def patch_weights(model: Any, pixel_values: torch.Tensor) -> torch.Tensor:
     return weights.reshape(-1, g, g).float()
 
 
-def _normalize_stats(preprocess: Callable) -> tuple[np.ndarray, np.ndarray] | None:
-    for t in getattr(preprocess, "transforms", []):
-        if hasattr(t, "mean") and hasattr(t, "std"):
-            return np.asarray(t.mean, dtype=np.float64), np.asarray(t.std, dtype=np.float64)
-    return None
-
-
-def display_image(pixel_values: torch.Tensor, preprocess: Callable) -> np.ndarray:
-    """[3, H, W] model input -> [H, W, 3] in [0, 1] (undoing the normalisation), i.e. the crop the model saw."""
+def display_image(pixel_values: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
+    """[3, H, W] model input -> [H, W, 3] in [0, 1] (undoing the backbone's normalisation), i.e. the crop
+    the model saw."""
     array = pixel_values.detach().float().cpu().numpy().transpose(1, 2, 0).astype(np.float64)
-    stats = _normalize_stats(preprocess)
-    if stats is not None:
-        mean, std = stats
-        array = array * std + mean
+    array = array * np.asarray(std, dtype=np.float64) + np.asarray(mean, dtype=np.float64)
     return np.clip(array, 0.0, 1.0)
 
 
@@ -89,45 +81,45 @@ def save_heatmaps(
     *,
     preprocess: Callable | None = None,
     titles: Sequence[str | None] | None = None,
-    batch_size: int = 16,
-    num_workers: int = 0,
-    device: str | None = None,
-    on_bad_image: str = "error",
+    options: InferenceOptions | None = None,
     overwrite: bool = False,
+    **option_overrides: Any,
 ) -> dict[str, Any]:
     """One overlay PNG per image in ``out_dir`` (``<stem>.png``). Returns ``{"files": [...], "skipped": [...]}``.
 
     Runs the image tower once more (the scoring path does not keep the incidence matrix); heat maps are
     for inspecting a few images, not for a whole test set.
     """
-    from medpeft.errors import OutputExistsError
     from medpeft.evaluation.plots import save_overlay
 
-    check_on_bad_image(on_bad_image)
+    options = InferenceOptions.make(options or InferenceOptions(batch_size=16), **option_overrides)
     items = as_items(images)
     if titles is not None and len(titles) != len(items):
         raise ConfigError(f"{len(items)} images but {len(titles)} titles")
     preprocess = preprocess if preprocess is not None else model.backbone.preprocess
     out = Path(out_dir)
     names = heatmap_file_names(items)
-    existing = [n for n in names if (out / n).exists()]
-    if existing and not overwrite:
-        raise OutputExistsError(f"{out} already holds heat maps ({', '.join(existing[:3])}); use --overwrite")
+    check_out_dir(out, may_reuse=overwrite, results=names, advice="use --overwrite")
     out.mkdir(parents=True, exist_ok=True)
-    dev = resolve_device(device)
+    dev = options.torch_device()
     loader = make_loader(
-        items, preprocess, batch_size=batch_size, num_workers=num_workers, pin_memory=dev.type == "cuda"
+        items,
+        preprocess,
+        batch_size=options.batch_size,
+        workers=options.workers,
+        pin_memory=dev.type == "cuda",
     )
+    mean, std = model.backbone.mean, model.backbone.std
     files: list[str] = []
     unreadable: list[tuple[int, str]] = []
-    with inference_state(model, dev):
-        for batch in readable_batches(loader, on_bad_image, unreadable):
+    with inference_state(model, dev, options.merge_lora):
+        for batch in readable_batches(loader, options.on_bad_image, unreadable):
             pixels = batch.pixel_values.to(dev)
             maps = patch_weights(model, pixels).cpu().numpy()
             for row, index in enumerate(batch.indices):
                 path = out / names[index]
                 title = titles[index] if titles is not None else None
-                save_overlay(display_image(batch.pixel_values[row], preprocess), maps[row], path, title=title)
+                save_overlay(display_image(batch.pixel_values[row], mean, std), maps[row], path, title=title)
                 files.append(str(path))
     skipped = [{"image": describe(items[i], i), "reason": msg} for i, msg in unreadable]
     return {"files": files, "skipped": skipped}

@@ -103,22 +103,22 @@ def make_loader(
     preprocess: Callable[[Image.Image], torch.Tensor],
     *,
     batch_size: int,
-    num_workers: int,
+    workers: int,
     pin_memory: bool,
 ) -> torch.utils.data.DataLoader:
     """A sequential loader (order = input order) yielding :class:`Batch` objects."""
     if batch_size < 1:
         raise ConfigError(f"batch_size must be at least 1, got {batch_size}")
-    if num_workers < 0:
-        raise ConfigError(f"num_workers must be 0 or more, got {num_workers}")
+    if workers < 0:
+        raise ConfigError(f"workers must be 0 or more, got {workers}")
     return torch.utils.data.DataLoader(
         ImageItems(items, preprocess),
         batch_size=batch_size,
         shuffle=False,
-        num_workers=num_workers,
+        num_workers=workers,
         collate_fn=collate,
         pin_memory=pin_memory,
-        worker_init_fn=_worker_init if num_workers > 0 else None,
+        worker_init_fn=_worker_init if workers > 0 else None,
     )
 
 

@@ -1,7 +1,7 @@
 """Batched zero-shot scoring: the one code path behind ``evaluate``, ``predict`` and the benchmark.
 
 Class (prompt-ensemble) embeddings are computed once per call; images stream through a DataLoader
-(workers, pinned memory, AMP on CUDA only) and every image is scored independently, so the
+(workers, pinned memory, optional bf16/fp16 autocast; fp32 by default) and every image is scored independently, so the
 probabilities do not depend on the batch size or on the other images in a batch.
 
 Scoring:
@@ -27,57 +27,11 @@ import torch
 from torch import nn
 
 from medpeft.errors import ConfigError
-from medpeft.evaluation.image_loader import (
-    ImageInput,
-    as_items,
-    check_on_bad_image,
-    describe,
-    make_loader,
-    readable_batches,
-)
+from medpeft.evaluation.image_loader import ImageInput, as_items, describe, make_loader, readable_batches
+from medpeft.evaluation.options import InferenceOptions
+from medpeft.runtime import autocast, model_device
 
 SCORING = ("softmax", "pairwise")
-AMP_CHOICES = ("bf16", "fp16", "none")
-
-
-def resolve_device(device: str | torch.device | None) -> torch.device:
-    """``None`` picks CUDA when available, else the CPU."""
-    if device is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError) as err:
-        raise ConfigError(f"invalid device {device!r}: {err}") from err
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device {device!r} requested but CUDA is not available")
-    return dev
-
-
-def resolve_amp(device: torch.device, amp: str | bool | None) -> torch.dtype | None:
-    """Autocast dtype: on CUDA bf16 where supported (else fp16) unless ``amp`` says otherwise; never on the
-    CPU, where autocast is slower than float32 and changes the numbers."""
-    if amp not in (None, True, False, *AMP_CHOICES):
-        raise ConfigError(f"amp must be one of {AMP_CHOICES} (or None for automatic), got {amp!r}")
-    if device.type != "cuda" or amp in (False, "none"):
-        return None
-    if amp == "bf16":
-        return torch.bfloat16
-    if amp == "fp16":
-        return torch.float16
-    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-
-
-def autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager:
-    if dtype is None:
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=dtype)
-
-
-def model_device(model: nn.Module) -> torch.device:
-    try:
-        return next(model.parameters()).device
-    except (StopIteration, AttributeError):
-        return torch.device("cpu")
 
 
 @contextlib.contextmanager
@@ -190,21 +144,16 @@ def tokenize_prompts(tokenizer, prompts: Sequence[str], padding: str) -> torch.T
 
 
 def encode_class_prompts(
-    model: nn.Module,
-    tokenizer,
-    prompts: ClassPrompts,
-    *,
-    device: str | torch.device | None = None,
-    amp: str | bool | None = None,
-    merge_lora: bool = True,
+    model: nn.Module, tokenizer, prompts: ClassPrompts, options: InferenceOptions | None = None
 ) -> ClassHead:
     """Tokenise and encode every class's prompt ensemble once (``model.encode_prompts``: token features and
     affinities averaged over a class's templates, one hypergraph pass per class)."""
-    dev = resolve_device(device) if device is not None else model_device(model)
-    dtype = resolve_amp(dev, amp)
+    options = InferenceOptions.make(options)
+    dev = options.torch_device()
+    dtype = options.autocast_dtype(dev)
     padding = text_padding(model)
     groups = list(prompts.positive) + list(prompts.negative or [])
-    with inference_state(model, dev, merge_lora), autocast(dev, dtype):
+    with inference_state(model, dev, options.merge_lora), autocast(dev, dtype):
         if padding == "max_length" and len({len(texts) for texts in groups}) == 1:
             # one [C, T, L] call; classes do not interact, so this equals encoding them one by one
             ids = tokenize_prompts(tokenizer, [t for texts in groups for t in texts], padding)
@@ -243,7 +192,7 @@ class Scores:
     kept: list[int]  # input indices of the rows of ``probs``
     skipped: list[tuple[int, str]]  # (input index, reason)
     device: str
-    amp: str | None
+    precision: str
 
 
 def score_images(
@@ -251,38 +200,36 @@ def score_images(
     head: ClassHead,
     images: Sequence[ImageInput] | ImageInput,
     preprocess,
+    options: InferenceOptions | None = None,
     *,
-    batch_size: int = 64,
-    num_workers: int = 0,
-    device: str | torch.device | None = None,
-    amp: str | bool | None = None,
-    on_bad_image: str = "error",
-    progress: bool = False,
     desc: str = "images",
-    merge_lora: bool = True,
 ) -> Scores:
     """Class probabilities for each image, batched. Unreadable images raise ``DataError`` naming them
     (``on_bad_image="error"``) or are skipped and listed. ``merge_lora`` folds LoRA into the weights while
     scoring (see ``merged_lora``); tensors in ``images`` are taken as already preprocessed."""
-    check_on_bad_image(on_bad_image)
+    options = InferenceOptions.make(options)
     items = as_items(images)
     if not items:
         raise ConfigError("no images to score")
     if preprocess is None and not all(isinstance(item, torch.Tensor) for item in items):
         raise ConfigError("preprocess is required for images given as files or PIL images")
-    dev = resolve_device(device)
-    dtype = resolve_amp(dev, amp)
+    dev = options.torch_device()
+    dtype = options.autocast_dtype(dev)
     loader = make_loader(
-        items, preprocess, batch_size=batch_size, num_workers=num_workers, pin_memory=dev.type == "cuda"
+        items,
+        preprocess,
+        batch_size=options.batch_size,
+        workers=options.workers,
+        pin_memory=dev.type == "cuda",
     )
     chunks: list[torch.Tensor] = []
     kept: list[int] = []
     skipped: list[tuple[int, str]] = []
     from tqdm.auto import tqdm
 
-    with inference_state(model, dev, merge_lora):
-        batches = tqdm(loader, desc=desc, unit="batch", disable=not progress, leave=False)
-        for batch in readable_batches(batches, on_bad_image, skipped):
+    with inference_state(model, dev, options.merge_lora):
+        batches = tqdm(loader, desc=desc, unit="batch", disable=not options.progress, leave=False)
+        for batch in readable_batches(batches, options.on_bad_image, skipped):
             pixels = batch.pixel_values.to(dev, non_blocking=True)
             with autocast(dev, dtype):
                 embeds = model.encode_image(pixels)
@@ -290,8 +237,7 @@ def score_images(
             kept.extend(batch.indices)
     probs = torch.cat(chunks).numpy() if chunks else np.zeros((0, len(head.names)))
     skipped = [(i, msg if msg else f"{describe(items[i], i)}: unreadable") for i, msg in skipped]
-    amp_name = {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(dtype) if dtype else None
-    return Scores(probs, kept, skipped, str(dev), amp_name)
+    return Scores(probs, kept, skipped, str(dev), options.precision)
 
 
 def classify_images(
@@ -301,12 +247,7 @@ def classify_images(
     *,
     tokenizer=None,
     preprocess=None,
-    batch_size: int = 64,
-    num_workers: int = 0,
-    device: str | torch.device | None = None,
-    amp: str | bool | None = None,
-    on_bad_image: str = "error",
-    progress: bool = False,
+    options: InferenceOptions | None = None,
     desc: str = "images",
 ) -> tuple[ClassHead, Scores]:
     """Class embeddings and per-image probabilities under one LoRA merge for both encoders: the shared
@@ -317,19 +258,8 @@ def classify_images(
             raise ConfigError("pass tokenizer and preprocess for a model without a backbone")
         tokenizer = tokenizer if tokenizer is not None else backbone.tokenizer
         preprocess = preprocess if preprocess is not None else backbone.preprocess
-    with merged_lora(model):
-        head = encode_class_prompts(model, tokenizer, prompts, device=device, amp=amp)
-        scores = score_images(
-            model,
-            head,
-            images,
-            preprocess,
-            batch_size=batch_size,
-            num_workers=num_workers,
-            device=device,
-            amp=amp,
-            on_bad_image=on_bad_image,
-            progress=progress,
-            desc=desc,
-        )
+    options = InferenceOptions.make(options)
+    with merged_lora(model) if options.merge_lora else contextlib.nullcontext():
+        head = encode_class_prompts(model, tokenizer, prompts, options)
+        scores = score_images(model, head, images, preprocess, options, desc=desc)
     return head, scores

@@ -16,10 +16,10 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch, Rectangle
 
+from medpeft.data.boxes import to_xyxy
 from medpeft.errors import DataError
-from medpeft.evaluation.detection_metrics import to_xyxy
 from medpeft.evaluation.metrics import auroc, prepare_inputs
-from medpeft.evaluation.report import atomic_path
+from medpeft.io import atomic_path
 
 PathLike = str | os.PathLike[str]
 _BOX_COLOURS = ("#00e5ff", "#ffea00", "#ff3d00", "#76ff03", "#d500f9")

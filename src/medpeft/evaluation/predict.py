@@ -2,7 +2,7 @@
 
 The same batched path as ``evaluate`` (``inference.score_images``), so one image and a thousand give the
 same numbers per image. Works on any object with ``encode_image``/``encode_prompts``/``logit_scale`` and a
-``backbone`` (``AceLoraModel``); ``AceLoraModel.predict`` may simply delegate here.
+``backbone`` (``AceLoraModel``).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import pandas as pd
 from medpeft.errors import ConfigError
 from medpeft.evaluation.image_loader import ImageInput, as_items, describe
 from medpeft.evaluation.inference import ClassPrompts, classify_images
+from medpeft.evaluation.options import InferenceOptions
 from medpeft.evaluation.zero_shot import Templates, resolve_templates
 
 #: Without ``templates``, BiomedCLIP's own zero-shot template (it fits any image family).
@@ -59,22 +60,20 @@ def predict(
     labels: str | Sequence[str],
     *,
     templates: Templates = None,
-    batch_size: int = 32,
-    num_workers: int = 0,
-    device: str | None = None,
-    amp: str | bool | None = None,
-    on_bad_image: str = "error",
+    options: InferenceOptions | None = None,
     tokenizer: Any | None = None,
     preprocess: Callable | None = None,
-    progress: bool = False,
+    **option_overrides: Any,
 ) -> pd.DataFrame:
     """Probabilities of ``labels`` for each image (paths to PNG/JPEG/DICOM, PIL images or preprocessed
     [3, H, W] tensors): a DataFrame with ``image``, ``predicted`` and one probability column per label,
     rows in input order. Unreadable images raise ``DataError`` naming them or, with
     ``on_bad_image="skip"``, are left out and listed in ``frame.attrs["skipped"]`` as ``{image, reason}``.
     ``templates``: a template-set name, a file, a list of "{}" templates or ``{label: [prompts]}``
-    (default: BiomedCLIP's "this is a photo of {}").
+    (default: BiomedCLIP's "this is a photo of {}"). ``options`` (``InferenceOptions``; batch 32 by
+    default here) says how it runs; keyword overrides such as ``device="cuda"`` apply on top.
     """
+    options = InferenceOptions.make(options or InferenceOptions(batch_size=32), **option_overrides)
     items = as_items(images)
     if not items:
         raise ConfigError("no images to predict")
@@ -85,12 +84,7 @@ def predict(
         items,
         tokenizer=tokenizer,
         preprocess=preprocess,
-        batch_size=batch_size,
-        num_workers=num_workers,
-        device=device,
-        amp=amp,
-        on_bad_image=on_bad_image,
-        progress=progress,
+        options=options,
         desc="predict",
     )
     frame = pd.DataFrame({"image": [describe(items[i], i) for i in scores.kept]})
@@ -107,12 +101,12 @@ def write_predictions(frame: pd.DataFrame, path: str | os.PathLike) -> None:
     """``.csv`` (one row per image) or ``.json`` (a list of records) written atomically."""
     from pathlib import Path
 
-    from medpeft.evaluation.report import atomic_path, write_json_atomic
+    from medpeft.io import atomic_path, write_json
 
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix == ".json":
-        write_json_atomic(frame.to_dict(orient="records"), path)
+        write_json(path, frame.to_dict(orient="records"))
     elif suffix == ".csv":
         with atomic_path(path) as tmp:
             frame.to_csv(tmp, index=False)  # full precision: the CSV reproduces metrics.json exactly

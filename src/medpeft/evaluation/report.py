@@ -1,18 +1,10 @@
-"""Result files: atomic writes (JSON and any other file) and the combined markdown results table.
-
-Files are written to a temporary name in the destination folder and renamed into place, so an
-interrupted run never leaves a half-written ``metrics.json`` or PNG that a later step would trust.
-"""
+"""Result tables: metric rows and the combined markdown results table (files are written through
+``medpeft.io``, so an interrupted run never leaves a half-written ``metrics.json``)."""
 
 from __future__ import annotations
 
-import json
 import math
-import os
-import tempfile
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from pathlib import Path
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from medpeft.errors import ConfigError
@@ -30,53 +22,6 @@ CLASSIFICATION_COLUMNS: tuple[tuple[str, str], ...] = (
     ("balanced_accuracy", "Balanced acc."),
 )
 _ROW_METRICS = ("accuracy", "auroc", "f1", "balanced_accuracy", "subset_accuracy")
-
-
-@contextmanager
-def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; on success fsync it and rename it onto ``path``.
-
-    Parent folders are created. On any exception the temporary file is removed and ``path`` is untouched.
-    """
-    final = Path(path)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        yield tmp
-        with open(tmp, "rb") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp, final)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def _jsonable(obj: Any) -> Any:
-    """Plain JSON types: numpy/torch scalars and arrays to numbers/lists, paths to str, NaN/inf to null."""
-    if isinstance(obj, Mapping):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, os.PathLike):
-        return os.fspath(obj)
-    if hasattr(obj, "detach"):  # torch tensor
-        obj = obj.detach().cpu().tolist()
-        return _jsonable(obj)
-    if hasattr(obj, "tolist") and not isinstance(obj, (str, bytes)):  # numpy array or scalar
-        return _jsonable(obj.tolist())
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None  # strict JSON has no NaN; an undefined metric is null
-    return obj
-
-
-def write_json_atomic(obj: Any, path: str | os.PathLike[str], *, indent: int = 2) -> Path:
-    """Write ``obj`` as strict JSON (NaN/inf become null; numpy/torch values become plain numbers) atomically."""
-    text = json.dumps(_jsonable(obj), indent=indent, allow_nan=False, ensure_ascii=False) + "\n"
-    with atomic_path(path) as tmp:
-        tmp.write_text(text, encoding="utf-8")
-    return Path(path)
 
 
 def metrics_row(metrics: Mapping[str, Any], **identifiers: Any) -> dict[str, Any]:

@@ -30,8 +30,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from medpeft.errors import ConfigError, DataError, OutputExistsError
+from medpeft.errors import ConfigError, DataError
 from medpeft.evaluation.inference import ClassPrompts, classify_images
+from medpeft.evaluation.options import InferenceOptions
+from medpeft.io import check_out_dir
+from medpeft.runtime import medpeft_version
 
 METRICS_FILE = "metrics.json"
 PREDICTIONS_FILE = "predictions.csv"
@@ -196,16 +199,14 @@ def load_eval_set(
 
 
 # --------------------------------------------------------------------------- outputs
-def check_out_dir(out_dir: Path, overwrite: bool, files: Sequence[str] = OUTPUT_FILES) -> None:
-    """Fail before any work when ``out_dir`` already holds results (``OutputExistsError``)."""
-    if out_dir.exists() and not out_dir.is_dir():
-        raise OutputExistsError(f"output path {out_dir} exists and is not a folder")
-    existing = [f for f in files if (out_dir / f).exists()]
-    if existing and not overwrite:
-        raise OutputExistsError(
-            f"{out_dir} already holds results ({', '.join(existing)}); use --overwrite (overwrite=True) "
-            "to replace them, or choose another output folder"
-        )
+def check_results_dir(out_dir: Path, overwrite: bool, files: Sequence[str] = OUTPUT_FILES) -> None:
+    """Fail before any work when ``out_dir`` already holds evaluation results (``OutputExistsError``)."""
+    check_out_dir(
+        out_dir,
+        may_reuse=overwrite,
+        results=files,
+        advice="use --overwrite (overwrite=True) to replace them, or choose another output folder",
+    )
 
 
 def model_kind(model: Any) -> str:
@@ -237,14 +238,14 @@ def _predictions_frame(es: EvalSet, probs: np.ndarray, kept: list[int]) -> pd.Da
 
 
 def _write_text(path: Path, text: str) -> None:
-    from medpeft.evaluation.report import atomic_path
+    from medpeft.io import atomic_path
 
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
 
 
 def _write_csv(path: Path, frame: pd.DataFrame) -> None:
-    from medpeft.evaluation.report import atomic_path
+    from medpeft.io import atomic_path
 
     with atomic_path(path) as tmp:
         frame.to_csv(tmp, index=False)  # full precision: the CSV reproduces metrics.json exactly
@@ -289,7 +290,7 @@ def _write_outputs(
     out_dir: Path, result: dict[str, Any], es: EvalSet, probs: np.ndarray, kept: list[int]
 ) -> None:
     from medpeft.evaluation.plots import save_confusion_matrix, save_roc_curves
-    from medpeft.evaluation.report import write_json_atomic
+    from medpeft.io import write_json
 
     out_dir.mkdir(parents=True, exist_ok=True)
     y = es.y_true[kept]
@@ -309,7 +310,7 @@ def _write_outputs(
         files["confusion"] = CONFUSION_FILE
     result["files"] = files
     _write_text(out_dir / RESULTS_FILE, _results_markdown(result))
-    write_json_atomic(result, out_dir / METRICS_FILE)  # last: its presence marks a complete result
+    write_json(out_dir / METRICS_FILE, result)  # last: its presence marks a complete result
 
 
 # --------------------------------------------------------------------------- evaluate
@@ -320,37 +321,32 @@ def evaluate(
     dataset: str | None = None,
     split: str = "test",
     templates: Templates = None,
-    batch_size: int = 64,
-    num_workers: int = 0,
-    device: str | None = None,
-    amp: str | bool | None = None,
+    options: InferenceOptions | None = None,
     out_dir: str | os.PathLike | None = None,
     overwrite: bool = False,
     n_bootstrap: int = 1000,
     seed: int = 0,
-    on_bad_image: str = "error",
     name: str | None = None,
     tokenizer: Any | None = None,
     preprocess: Callable | None = None,
-    progress: bool = False,
+    **option_overrides: Any,
 ) -> dict[str, Any]:
     """Zero-shot classification of one prepared split; returns (and writes to ``out_dir``) the results.
 
     ``data_dir`` is a ``medpeft prepare`` output (``dataset.json`` + ``<split>.csv``); ``dataset``, when
     given, must match it. ``templates``: ``None`` (the dataset's defaults from ``prompts.py``), a template
-    file, a list of "{}" templates or ``{class: [prompts]}``. ``amp`` applies on CUDA only (default bf16).
-    ``on_bad_image="skip"`` leaves unreadable images out and lists them in the result. ``name`` labels the
+    file, a list of "{}" templates or ``{class: [prompts]}``. ``options`` (``InferenceOptions``, or keyword
+    overrides such as ``device="cuda"``, ``precision="bf16"``) says how it runs. ``on_bad_image="skip"`` leaves unreadable images out and lists them in the result. ``name`` labels the
     model in tables (default: its kind, e.g. "ace-lora"). The returned dict is what ``metrics.json`` holds:
     ``metrics`` (``classification_metrics``), the prompts, the model, skipped images and run settings.
     """
-    from medpeft import __version__
-    from medpeft.evaluation.image_loader import check_on_bad_image
     from medpeft.evaluation.metrics import classification_metrics
 
-    check_on_bad_image(on_bad_image)
+    options = InferenceOptions.make(options, **option_overrides)
+    on_bad_image = options.on_bad_image
     out = Path(out_dir) if out_dir is not None else None
     if out is not None:
-        check_out_dir(out, overwrite)
+        check_results_dir(out, overwrite)
     es = load_eval_set(
         data_dir, dataset=dataset, split=split, templates=templates, check_files=on_bad_image == "error"
     )
@@ -360,12 +356,7 @@ def evaluate(
         es.images,
         tokenizer=tokenizer,
         preprocess=preprocess,
-        batch_size=batch_size,
-        num_workers=num_workers,
-        device=device,
-        amp=amp,
-        on_bad_image=on_bad_image,
-        progress=progress,
+        options=options,
         desc=f"{es.dataset} {es.split}",
     )
     if not scores.kept:
@@ -395,15 +386,15 @@ def evaluate(
         "prompts": head.prompts,
         "logit_scale": head.logit_scale,
         "settings": {
-            "batch_size": batch_size,
-            "num_workers": num_workers,
+            "batch_size": options.batch_size,
+            "workers": options.workers,
             "device": scores.device,
-            "amp": scores.amp,
+            "precision": scores.precision,
             "n_bootstrap": n_bootstrap,
             "seed": seed,
             "on_bad_image": on_bad_image,
         },
-        "medpeft_version": __version__,
+        "medpeft_version": medpeft_version(),
         "metrics": metrics,
     }
     if out is not None:
@@ -434,7 +425,7 @@ def evaluate_many(
     hold the combined table and every result. ``options`` go to :func:`evaluate`.
     Returns ``{"runs": [result, ...], "table": markdown}``.
     """
-    from medpeft.evaluation.report import write_json_atomic
+    from medpeft.io import write_json
 
     if not models:
         raise ConfigError("evaluate_many needs at least one model")
@@ -447,10 +438,10 @@ def evaluate_many(
     if len(set(slugs.values())) != len(slugs):
         raise ConfigError(f"model names must stay distinct as folder names: {list(models)}")
     if out is not None:
-        check_out_dir(out, overwrite, files=(RESULTS_FILE, SUMMARY_FILE))
+        check_results_dir(out, overwrite, files=(RESULTS_FILE, SUMMARY_FILE))
         for m in models:
             for d in datasets:
-                check_out_dir(out / slugs[m] / _slug(d), overwrite)
+                check_results_dir(out / slugs[m] / _slug(d), overwrite)
     for d, folder in datasets.items():  # fail on a bad dataset before loading any model
         load_eval_set(
             folder,
@@ -473,5 +464,5 @@ def evaluate_many(
     table = results_table(runs)
     if out is not None:
         _write_text(out / RESULTS_FILE, "# Zero-shot results\n\n" + table)
-        write_json_atomic({"runs": runs, "table": table}, out / SUMMARY_FILE)
+        write_json(out / SUMMARY_FILE, {"runs": runs, "table": table})
     return {"runs": runs, "table": table}

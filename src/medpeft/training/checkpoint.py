@@ -2,22 +2,21 @@
 
 ``checkpoints/step-00000500.pt`` holds the adapter, optimizer, scheduler and grad-scaler states,
 every process's RNG state and the data position. It is written to a temporary file in the same
-folder, fsynced and renamed (``medpeft.ace_lora.released_format.atomic_torch_save``), so a run killed mid-write leaves
+folder, fsynced and renamed (``medpeft.io.torch_save``), so a run killed mid-write leaves
 at worst a stray ``.step-*.tmp`` file and the previous checkpoint intact. Loading uses
-``torch.load(weights_only=True)``: a checkpoint can never execute code. If the newest checkpoint is
+``medpeft.io.safe_torch_load`` (weights_only): a checkpoint can never execute code. If the newest checkpoint is
 unreadable anyway (a disk that lied about fsync), the previous one is used, with a warning.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import re
 from pathlib import Path
 from typing import Any
 
-from medpeft.ace_lora.released_format import atomic_torch_save, safe_torch_load
 from medpeft.errors import CheckpointError
+from medpeft.io import safe_torch_load, torch_save
 
 log = logging.getLogger(__name__)
 
@@ -51,26 +50,11 @@ def stray_temp_files(folder: Path) -> list[Path]:
     return sorted(folder.glob(".step-*.tmp")) if folder.is_dir() else []
 
 
-def _fsync_dir(folder: Path) -> None:
-    """Make the rename itself durable (POSIX); a no-op where folders cannot be opened."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def save_checkpoint(folder: Path, step: int, state: dict[str, Any], keep: int) -> Path:
     """Write the checkpoint of ``step`` atomically, then delete all but the newest ``keep``."""
     folder = Path(folder)
     path = checkpoint_path(folder, step)
-    atomic_torch_save({"format": FORMAT, "format_version": FORMAT_VERSION, **state}, path)
-    _fsync_dir(folder)
+    torch_save({"format": FORMAT, "format_version": FORMAT_VERSION, **state}, path)
     for _, old in list_checkpoints(folder)[:-keep]:
         old.unlink(missing_ok=True)
     return path

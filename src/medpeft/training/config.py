@@ -12,10 +12,9 @@ from typing import Any
 
 from medpeft.ace_lora.config import check_known_fields
 from medpeft.errors import ConfigError
+from medpeft.runtime import PRECISIONS, SCHEDULES
 
-MIXED_PRECISION = ("no", "bf16", "fp16")
 POLICIES = ("error", "skip")
-SCHEDULES = ("cosine", "constant")
 # Validation metrics that can choose the best adapter (all are "higher is better").
 BEST_METRICS = ("auroc", "accuracy", "f1", "balanced_accuracy")
 
@@ -34,7 +33,7 @@ RESUME_INVARIANT = (
     "min_lr_ratio",
     "grad_accum",
     "max_grad_norm",
-    "mixed_precision",
+    "precision",
     "gather",
     "context_length",
     "max_steps",
@@ -65,10 +64,10 @@ class TrainConfig:
     min_lr_ratio: float = 0.0
     grad_accum: int = 1
     max_grad_norm: float | None = None
-    mixed_precision: str = "no"
+    precision: str = "fp32"
     gradient_checkpointing: bool = False
     gather: bool = False
-    num_workers: int = 0
+    workers: int = 0
     context_length: int | None = None  # None: the backbone's own (256 for BiomedCLIP)
     checkpoint_every: int = 500  # optimizer steps; a checkpoint is also written at the end
     keep_checkpoints: int = 2
@@ -91,7 +90,7 @@ class TrainConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ConfigError(f"{name} must be a positive integer, got {value!r}")
-        for name in ("checkpoint_every", "num_workers"):
+        for name in ("checkpoint_every", "workers"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise ConfigError(f"{name} must be a non-negative integer, got {value!r}")
@@ -112,7 +111,7 @@ class TrainConfig:
         if self.max_grad_norm is not None and not self.max_grad_norm > 0:
             raise ConfigError(f"max_grad_norm must be positive or null, got {self.max_grad_norm}")
         choices = {
-            "mixed_precision": MIXED_PRECISION,
+            "precision": PRECISIONS,
             "schedule": SCHEDULES,
             "on_nonfinite": POLICIES,
             "on_bad_image": POLICIES,

@@ -22,7 +22,7 @@ from medpeft.data.images import load_image
 from medpeft.data.labels import CHEXPERT_LABELS
 from medpeft.data.manifest import DATASET_INFO, read_dataset_info, read_manifest
 from medpeft.errors import DataError
-from medpeft.training.rng import derive_seed
+from medpeft.runtime import derive_seed
 
 BLANK_LABEL = -2.0  # a kept blank label: equal to other blanks, unlike NaN, for the label-guided mask
 _LOADER = 0x10AD
@@ -199,7 +199,7 @@ def make_loader(
     dataset: ManifestDataset,
     batch_sampler: Any,
     collate: Collate,
-    num_workers: int,
+    workers: int,
     seed: int,
     epoch: int,
     pin_memory: bool = False,
@@ -211,8 +211,8 @@ def make_loader(
         dataset,
         batch_sampler=batch_sampler,
         collate_fn=collate,
-        num_workers=num_workers,
-        worker_init_fn=_seed_worker if num_workers else None,
+        num_workers=workers,
+        worker_init_fn=_seed_worker if workers else None,
         generator=generator,
         pin_memory=pin_memory,
         persistent_workers=False,

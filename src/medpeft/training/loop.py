@@ -21,7 +21,17 @@ import torch
 from medpeft.ace_lora.config import AceLoraConfig
 from medpeft.ace_lora.model import ADAPTER_WEIGHTS, AceLoraModel
 from medpeft.backbones.clip import Backbone, load_backbone
+from medpeft.data.sampler import GlobalBatchSampler, micro_batch_size, steps_per_epoch
 from medpeft.errors import ConfigError, MedpeftError
+from medpeft.runtime import (
+    capture_rng_state,
+    derive_seed,
+    make_accelerator,
+    make_scheduler,
+    restore_rng_state,
+    seed_everything,
+    versions,
+)
 from medpeft.training import outputs
 from medpeft.training.checkpoint import CHECKPOINT_DIR, load_latest, save_checkpoint, stray_temp_files
 from medpeft.training.config import TrainConfig
@@ -33,7 +43,6 @@ from medpeft.training.data import (
     read_training_manifest,
     resolve_manifest,
 )
-from medpeft.training.environment import versions
 from medpeft.training.logs import MetricsLogger
 from medpeft.training.progress import Progress
 from medpeft.training.resume import (
@@ -42,9 +51,6 @@ from medpeft.training.resume import (
     manifest_fingerprint,
     tokenizer_fingerprint,
 )
-from medpeft.training.rng import capture_rng_state, derive_seed, restore_rng_state, seed_everything
-from medpeft.training.sampler import GlobalBatchSampler, micro_batch_size, steps_per_epoch
-from medpeft.training.schedule import make_scheduler
 from medpeft.training.step import StepContext, train_step
 from medpeft.training.validation import ValidationSet, check_validation, resolve_validation, validate
 
@@ -60,23 +66,6 @@ def enable_gradient_checkpointing(clip: torch.nn.Module) -> None:
         hf.activation_checkpointing_enable({"use_reentrant": False})
     else:
         hf.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-
-
-def _make_accelerator(mixed_precision: str) -> Any:
-    """An ``Accelerator`` for this run. accelerate keeps one process-wide state; a single-process caller
-    (a notebook, a test) may train again with another precision, so that state is renewed then."""
-    from accelerate import Accelerator
-    from accelerate.state import AcceleratorState, PartialState
-
-    # cpu=True on machines without an accelerator, so torchrun/accelerate launch form a gloo group there
-    kwargs = {"cpu": not torch.accelerator.is_available(), "step_scheduler_with_optimizer": False}
-    try:
-        return Accelerator(mixed_precision=mixed_precision, **kwargs)
-    except ValueError as err:
-        if "already been initialized" not in str(err) or PartialState().num_processes > 1:
-            raise
-    AcceleratorState._reset_state()
-    return Accelerator(mixed_precision=mixed_precision, **kwargs)
 
 
 class _Session:
@@ -107,7 +96,7 @@ class _Session:
         self.ckpt_dir = out / CHECKPOINT_DIR
         self.progress = Progress()
         self.skipped_images = 0  # on this process
-        self.env = versions(self.device, num_processes=self.world, mixed_precision=cfg.mixed_precision)
+        self.env = versions(self.device, num_processes=self.world, precision=cfg.precision)
         self.dataset = ManifestDataset(manifest, backbone.preprocess_train)
         self.collate = Collate(
             backbone.tokenizer, ace.text_padding, self.run["context_length"], ace.top_k + 2
@@ -181,8 +170,8 @@ class _Session:
                     self.val_set,
                     batch_size=cfg.val_batch_size or self.run["micro_batch_size"],
                     device=self.device,
-                    mixed_precision=cfg.mixed_precision,
-                    num_workers=cfg.num_workers,
+                    precision=cfg.precision,
+                    workers=cfg.workers,
                     on_bad_image=cfg.on_bad_image,
                 )
             except MedpeftError as err:  # e.g. a split whose labels all have one value: keep training
@@ -243,9 +232,7 @@ class _Session:
                     stop,
                 )
                 pin = self.device.type == "cuda"
-                loader = make_loader(
-                    self.dataset, sampler, self.collate, cfg.num_workers, cfg.seed, epoch, pin
-                )
+                loader = make_loader(self.dataset, sampler, self.collate, cfg.workers, cfg.seed, epoch, pin)
                 batches = iter(loader)
                 for _ in range(progress.step_in_epoch, stop):
                     result = train_step(
@@ -363,9 +350,9 @@ def train(
     if resume and (final_dir / ADAPTER_WEIGHTS).is_file():
         log.info("%s already holds a finished run; its adapter is %s", out, final_dir)
         return final_dir
-    if cfg.mixed_precision == "fp16" and not torch.accelerator.is_available():
-        raise ConfigError("mixed_precision 'fp16' needs a GPU; use 'bf16' or 'no' on the CPU")
-    accelerator = _make_accelerator(cfg.mixed_precision)
+    if cfg.precision == "fp16" and not torch.accelerator.is_available():
+        raise ConfigError("precision 'fp16' needs a GPU; use 'bf16' or 'fp32' on the CPU")
+    accelerator = make_accelerator(cfg.precision, step_scheduler_with_optimizer=False)
     world = accelerator.num_processes
     accelerator.wait_for_everyone()  # every process checked the folder before anyone writes to it
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from medpeft.errors import OutputExistsError
+from medpeft.io import check_out_dir
 
 FINAL_DIR = "final"
 BEST_DIR = "best"
@@ -44,14 +45,11 @@ def _alive(pid: int) -> bool:
 def check_output(out: Path, resume: bool) -> None:
     """A run never writes into another run's folder unless asked to resume it, nor into a folder
     a live training process on this machine is writing to."""
-    if out.exists() and not out.is_dir():
-        raise OutputExistsError(f"output {out} exists and is not a folder")
-    if out.exists() and not _is_empty_dir(out) and not resume:
-        shown = ", ".join(sorted(p.name for p in out.iterdir())[:5])
-        raise OutputExistsError(
-            f"output folder {out} is not empty ({shown}); it holds another run. Pass --resume "
-            "(resume=True) to continue that run, or choose a new --out"
-        )
+    check_out_dir(
+        out,
+        may_reuse=resume,
+        advice="pass --resume (resume=True) to continue that run, or choose a new --out",
+    )
     lock = out / LOCK_FILE
     if resume and lock.is_file():
         try:

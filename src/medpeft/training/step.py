@@ -97,7 +97,7 @@ def train_step(ctx: StepContext, micro_batches: list[dict[str, Any]], progress: 
         acc.backward(loss / n_micro)
         losses.append(loss.detach().float())
     # fp16: the grad scaler already skips steps with inf/NaN gradients and lowers its scale
-    if losses and not skipped and cfg.mixed_precision != "fp16":
+    if losses and not skipped and cfg.precision != "fp16":
         if any_process(not grads_finite(ctx.params), device):
             if cfg.on_nonfinite == "error":
                 raise nonfinite_error("gradient", None, *where)

@@ -65,29 +65,31 @@ def validate(
     *,
     batch_size: int,
     device: torch.device,
-    mixed_precision: str = "no",
-    num_workers: int = 0,
+    precision: str = "fp32",
+    workers: int = 0,
     on_bad_image: str = "error",
 ) -> dict[str, float | None]:
     """Zero-shot metrics (``auroc``, ``accuracy``, ``f1``, ``balanced_accuracy``) of ``model`` on ``val``.
 
     Runs under a forked RNG, so validating (or not, or how often) never changes the training run.
     """
+    from medpeft.evaluation.options import InferenceOptions
     from medpeft.evaluation.zero_shot import evaluate
 
-    amp = {"no": "none", "bf16": "bf16", "fp16": "fp16"}[mixed_precision]
     devices = [device.index or 0] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices):
         result = evaluate(
             model,
             val.data_dir,
             split=val.split,
-            batch_size=batch_size,
-            num_workers=num_workers,
-            device=str(device),
-            amp=amp,
+            options=InferenceOptions(
+                batch_size=batch_size,
+                workers=workers,
+                device=str(device),
+                precision=precision,
+                on_bad_image=on_bad_image,
+            ),
             n_bootstrap=0,
-            on_bad_image=on_bad_image,
         )
     metrics = result["metrics"]
     return {k: metrics.get(k) for k in ("auroc", "accuracy", "f1", "balanced_accuracy")}

@@ -27,7 +27,8 @@ from medpeft.data.manifest import (
 from medpeft.data.prepare.context import PrepareContext, Prepared
 from medpeft.data.prepare.report import format_summary
 from medpeft.data.prepare.splits import check_fraction, fraction_name, nested_fraction
-from medpeft.errors import ConfigError, DataError, OutputExistsError
+from medpeft.errors import ConfigError, DataError
+from medpeft.io import check_out_dir
 
 __all__ = ["prepare", "PREPARERS", "format_summary"]
 
@@ -68,15 +69,12 @@ def _is_empty_dir(path: Path) -> bool:
 
 
 def _check_out(raw: Path, out: Path, overwrite: bool) -> None:
-    if out.exists() and not out.is_dir():
-        raise OutputExistsError(f"--out {out} exists and is not a folder")
     r, o = raw.resolve(), out.resolve()
     if o == r or o in r.parents or r in o.parents:
         raise ConfigError(
             f"--out {out} and --raw {raw} must not be inside one another: use a separate folder"
         )
-    if out.exists() and not _is_empty_dir(out) and not overwrite:
-        raise OutputExistsError(f"--out {out} already exists and is not empty; use --overwrite to replace it")
+    check_out_dir(out, may_reuse=overwrite, advice="use --overwrite to replace it")
 
 
 def _remove(path: Path) -> None:

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from medpeft.errors import OutputExistsError
+from medpeft.io import check_out_dir
 
 TRUTH_FILE = "synthetic_truth.json"
 TRUTH_DIR = "synthetic_truth"
@@ -32,15 +32,11 @@ def prepare_out(out: Path, overwrite: bool) -> Path:
     emptied first so no stale images survive; any other folder is written into, never deleted.
     """
     out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise OutputExistsError(f"{out} exists and is not a folder")
-    if out.exists() and any(out.iterdir()):
-        if not overwrite:
-            raise OutputExistsError(
-                f"{out} is not empty; choose another folder or pass overwrite=True (--overwrite)"
-            )
-        if (out / TRUTH_FILE).is_file():
-            shutil.rmtree(out)
+    used = check_out_dir(
+        out, may_reuse=overwrite, advice="choose another folder or pass overwrite=True (--overwrite)"
+    )
+    if used and (out / TRUTH_FILE).is_file():
+        shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
     return out
 

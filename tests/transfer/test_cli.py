@@ -23,7 +23,7 @@ def test_help_lists_both_tasks(capsys) -> None:
         "--zero-shot-map",
         "--resume",
         "--fraction",
-        "--mixed-precision",
+        "--precision",
         "EVERY test image",
     ):
         assert option in text
@@ -39,7 +39,7 @@ def test_segmentation_run_and_refusal(blob_data, tmp_path, capsys) -> None:
     result = json.loads((out / "test_metrics.json").read_text())
     assert result["steps"] == 2 and result["config"]["encoder"]["blocks"] == [1, 2, 3, 4]
     assert main(args) == 1
-    assert "already holds files" in capsys.readouterr().err
+    assert "already holds results" in capsys.readouterr().err
     assert main([*args, "--resume"]) == 0  # a finished run resumes to its stored result
     assert main([*args[:-2], "--overlays", "2", "--resume", "--lr", "0.1"]) == 1
     assert "settings differ" in capsys.readouterr().err

@@ -186,11 +186,7 @@ def build_encoder(
     trunk = bb.clip.visual.trunk
     size = int(image_size or bb.image_size)
     _resize_trunk(trunk, size, name)
-    pp = bb.config.get("preprocess_cfg", {})
-    import open_clip
-
-    mean = pp.get("mean", open_clip.OPENAI_DATASET_MEAN)
-    std = pp.get("std", open_clip.OPENAI_DATASET_STD)
+    mean, std = bb.mean, bb.std
     chosen = tuple(blocks) if blocks else default_blocks(len(trunk.blocks), num_levels)
     encoder = FrozenViTEncoder(
         trunk, blocks=chosen, image_size=size, mean=mean, std=std, name=name, clip_model=model

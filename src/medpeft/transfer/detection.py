@@ -17,9 +17,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from medpeft.evaluation.detection_head import DetectionModel, build_detector
-from medpeft.evaluation.encoders import FrozenViTEncoder
-from medpeft.evaluation.finetune_data import (
+from medpeft.transfer.detection_head import DetectionModel, build_detector
+from medpeft.transfer.encoders import FrozenViTEncoder
+from medpeft.transfer.finetune_data import (
     ManifestDataset,
     Normalise,
     load_rgb,
@@ -107,7 +107,7 @@ class DetectionTask:
     def score(self, records: list[dict[str, Any]], dataset: ManifestDataset) -> dict[str, Any]:
         """mAP in the manifest's pixel coordinates (IoU is unchanged by the resize, the numbers are the
         predictions CSV's)."""
-        from medpeft.evaluation.detection_metrics import detection_map
+        from medpeft.transfer.detection_metrics import detection_map
 
         boxes = [self._to_manifest_pixels(r["boxes"], dataset, r["index"]) for r in records]
         truth = [dataset.boxes_xyxy(r["index"]) for r in records]
@@ -119,7 +119,7 @@ class DetectionTask:
         self, records: list[dict[str, Any]], dataset: ManifestDataset, out_dir: Path
     ) -> dict[str, Any]:
         """``predictions.csv`` (every test image, boxes as [x, y, w, h] in manifest pixels) and overlays."""
-        from medpeft.evaluation.report import atomic_path
+        from medpeft.io import atomic_path
 
         out_dir = Path(out_dir)
         with atomic_path(out_dir / "predictions.csv") as tmp, open(tmp, "w", newline="") as fh:

@@ -12,9 +12,9 @@ from finetune_fixtures import make_dataset
 from PIL import Image
 
 from medpeft.errors import DataError, OutputExistsError
-from medpeft.evaluation.finetune_loop import BEST, HISTORY, TEST_METRICS, LoopConfig, evaluate, run_finetune
-from medpeft.evaluation.segmentation import SegmentationTask
-from medpeft.evaluation.segmentation_decoder import ProgressiveDecoder
+from medpeft.transfer.finetune_loop import BEST, HISTORY, TEST_METRICS, LoopConfig, evaluate, run_finetune
+from medpeft.transfer.segmentation import SegmentationTask
+from medpeft.transfer.segmentation_decoder import ProgressiveDecoder
 
 SETTINGS = {"epochs": 5, "batch_size": 8, "lr": 3e-3, "checkpoint_every": 3}
 
@@ -106,7 +106,7 @@ def test_resume_refuses_other_settings(trained, tiny_encoder, blob_data) -> None
 
 
 def test_zero_shot_map_is_scored(tiny_encoder, blob_data, tmp_path) -> None:
-    from medpeft.evaluation.zero_shot_map import run_zero_shot_map
+    from medpeft.transfer.zero_shot_map import run_zero_shot_map
 
     result = run_zero_shot_map(tiny_encoder, "segmentation", blob_data, tmp_path / "zs", overlays=2)
     m = result["metrics"]

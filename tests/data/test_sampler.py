@@ -6,9 +6,9 @@ import math
 
 import pytest
 
+from medpeft.data.sampler import GlobalBatchSampler
 from medpeft.errors import ConfigError
-from medpeft.training.sampler import GlobalBatchSampler
-from medpeft.training.schedule import lr_factor
+from medpeft.runtime import lr_factor
 
 
 def batches(n=23, batch=8, accum=1, world=1, rank=0, seed=0, epoch=0, start=0):

@@ -28,9 +28,16 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from medpeft.data.sampler import epoch_batches
 from medpeft.errors import CheckpointError, ConfigError, OutputExistsError
-from medpeft.training.rng import capture_rng_state, restore_rng_state
-from medpeft.training.schedule import make_scheduler
+from medpeft.io import check_out_dir, safe_torch_load, torch_save, write_json
+from medpeft.runtime import (
+    capture_rng_state,
+    check_precision,
+    make_accelerator,
+    make_scheduler,
+    restore_rng_state,
+)
 
 log = logging.getLogger("medpeft.finetune")
 
@@ -39,7 +46,6 @@ CHECKPOINT = "checkpoints/last.pt"
 BEST = "best.pt"
 HISTORY = "history.json"
 TEST_METRICS = "test_metrics.json"
-MIXED_PRECISION = ("no", "fp16", "bf16")
 
 
 class FinetuneTask(Protocol):
@@ -78,11 +84,11 @@ class LoopConfig:
     max_steps: int | None = None
     max_grad_norm: float | None = None
     checkpoint_every: int = 100
-    mixed_precision: str = "no"
-    num_workers: int = 0
+    precision: str = "fp32"
+    workers: int = 0
+    device: str = "auto"
     seed: int = 0
     resume: bool = False
-    cpu: bool = False
     stop_after_steps: int | None = None  # checkpoint and return early (simulates preemption in tests)
 
     def __post_init__(self) -> None:
@@ -95,7 +101,7 @@ class LoopConfig:
             "checkpoint_every": self.checkpoint_every >= 1,
             "lr": self.lr > 0,
             "weight_decay": self.weight_decay >= 0,
-            "num_workers": self.num_workers >= 0,
+            "workers": self.workers >= 0,
             "max_steps": self.max_steps is None or self.max_steps >= 1,
             "warmup_steps": self.warmup_steps is None or self.warmup_steps >= 0,
         }
@@ -104,15 +110,12 @@ class LoopConfig:
             raise ConfigError(
                 f"invalid fine-tuning settings: {', '.join(f'{k}={getattr(self, k)}' for k in bad)}"
             )
-        if self.mixed_precision not in MIXED_PRECISION:
-            raise ConfigError(
-                f"--mixed-precision must be one of {MIXED_PRECISION}, got {self.mixed_precision!r}"
-            )
+        check_precision(self.precision)
 
     def result_affecting(self) -> dict[str, Any]:
         """Settings a resumed run must share with the interrupted one."""
         d = asdict(self)
-        for k in ("out_dir", "resume", "num_workers", "checkpoint_every", "stop_after_steps", "cpu"):
+        for k in ("out_dir", "resume", "workers", "checkpoint_every", "stop_after_steps", "device"):
             d.pop(k)
         return d
 
@@ -132,41 +135,6 @@ class LoopState:
 
 
 # ------------------------------------------------------------------------------------------- helpers
-def epoch_batches(
-    n: int, batch_size: int, seed: int, epoch: int, processes: int, rank: int
-) -> list[list[int]]:
-    """This process's batches for ``epoch``: a seeded permutation cut into batches, dealt round-robin.
-
-    The batch list is padded (wrapping around) to a multiple of ``processes`` so every process runs the same
-    number of steps, as DistributedSampler does.
-    """
-    gen = torch.Generator().manual_seed(int(seed) * 1_000_003 + int(epoch))
-    order = torch.randperm(n, generator=gen).tolist()
-    batches = [order[i : i + batch_size] for i in range(0, n, batch_size)]
-    if processes > 1 and len(batches) % processes:
-        batches += batches[: processes - len(batches) % processes]
-    return batches[rank::processes]
-
-
-def _save(obj: Any, path: Path) -> None:
-    from medpeft.ace_lora.released_format import atomic_torch_save
-
-    atomic_torch_save(obj, path)
-
-
-def _load(path: Path) -> dict[str, Any]:
-    """Tensors and plain containers only (``weights_only``): a checkpoint can never execute code."""
-    from medpeft.ace_lora.released_format import safe_torch_load
-
-    return safe_torch_load(path, "fine-tuning checkpoint")
-
-
-def write_json(obj: Any, path: Path) -> Path:
-    from medpeft.evaluation.report import write_json_atomic
-
-    return write_json_atomic(obj, path)
-
-
 def claim_out_dir(out: Path, run_config: dict[str, Any], resume: bool, *, write: bool = True) -> bool:
     """Make ``out`` this run's folder. Returns True when a checkpoint there should be resumed.
 
@@ -174,14 +142,8 @@ def claim_out_dir(out: Path, run_config: dict[str, Any], resume: bool, *, write:
     ``write=False`` only checks (every process of a multi-process run checks before the main one writes).
     """
     out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise OutputExistsError(f"--out {out} exists and is not a folder")
-    used = out.is_dir() and any(out.iterdir())
+    used = check_out_dir(out, may_reuse=resume, advice="choose a new folder, or pass --resume to continue it")
     cfg_path = out / CONFIG_FILE
-    if used and not resume:
-        raise OutputExistsError(
-            f"--out {out} already holds files (a previous run?); choose a new folder, or pass --resume to continue it"
-        )
     if used and resume:
         if not cfg_path.is_file():
             raise OutputExistsError(
@@ -196,7 +158,7 @@ def claim_out_dir(out: Path, run_config: dict[str, Any], resume: bool, *, write:
         return (out / CHECKPOINT).is_file()
     if write:
         out.mkdir(parents=True, exist_ok=True)
-        write_json(run_config, cfg_path)
+        write_json(cfg_path, run_config)
     return False
 
 
@@ -212,30 +174,16 @@ def _to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
     return out
 
 
-def _loader(dataset: Any, batches: list[list[int]], num_workers: int) -> DataLoader:
-    from medpeft.evaluation.finetune_data import collate
+def _loader(dataset: Any, batches: list[list[int]], workers: int) -> DataLoader:
+    from medpeft.transfer.finetune_data import collate
 
-    return DataLoader(dataset, batch_sampler=batches, collate_fn=collate, num_workers=num_workers)
-
-
-def make_accelerator(cfg: LoopConfig):
-    """An ``Accelerator`` for this run. accelerate keeps one global state per process; it is reset (the
-    distributed process group is kept) so a second run in the same process may use other precision settings."""
-    from accelerate import Accelerator
-    from accelerate.state import AcceleratorState
-
-    if hasattr(AcceleratorState, "_reset_state"):
-        AcceleratorState._reset_state()
-    try:
-        return Accelerator(mixed_precision=cfg.mixed_precision, cpu=cfg.cpu)
-    except ValueError as err:  # e.g. fp16 requested on a CPU-only machine
-        raise ConfigError(f"--mixed-precision {cfg.mixed_precision}: {err}") from err
+    return DataLoader(dataset, batch_sampler=batches, collate_fn=collate, num_workers=workers)
 
 
 # ---------------------------------------------------------------------------------------- evaluation
 @torch.no_grad()
 def predict_split(
-    task: FinetuneTask, dataset: Any, *, batch_size: int, accelerator: Any = None, num_workers: int = 0
+    task: FinetuneTask, dataset: Any, *, batch_size: int, accelerator: Any = None, workers: int = 0
 ):
     """Per-image prediction records of the whole ``dataset`` (gathered from every process), sorted by index."""
     processes = accelerator.num_processes if accelerator is not None else 1
@@ -250,7 +198,7 @@ def predict_split(
     records: list[dict[str, Any]] = []
     autocast = accelerator.autocast() if accelerator is not None else nullcontext()
     with autocast:
-        for batch in _loader(dataset, batches, num_workers):
+        for batch in _loader(dataset, batches, workers):
             records.extend(task.predict(model, _to_device(batch, device)))
     model.train(was_training)
     if processes > 1:
@@ -285,7 +233,7 @@ def run_finetune(task: FinetuneTask, cfg: LoopConfig, run_config: dict[str, Any]
     """
     out = cfg.out_dir
     run_config = {**run_config, "loop": cfg.result_affecting()}
-    accelerator = make_accelerator(cfg)
+    accelerator = make_accelerator(cfg.precision, cfg.device)
     claim_out_dir(out, run_config, cfg.resume, write=False)  # every process fails alike, before any write
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
@@ -320,7 +268,7 @@ def run_finetune(task: FinetuneTask, cfg: LoopConfig, run_config: dict[str, Any]
     state = LoopState()
 
     if resume:
-        ckpt = _load(out / CHECKPOINT)
+        ckpt = safe_torch_load(out / CHECKPOINT, "fine-tuning checkpoint")
         try:
             raw_model.load_state_dict(ckpt["head"])
             optimizer.load_state_dict(ckpt["optimizer"])
@@ -340,7 +288,7 @@ def run_finetune(task: FinetuneTask, cfg: LoopConfig, run_config: dict[str, Any]
 
     def checkpoint() -> None:
         if accelerator.is_main_process:
-            _save(
+            torch_save(
                 {
                     "head": {k: v.detach().cpu() for k, v in raw_model.state_dict().items()},
                     "optimizer": optimizer.state_dict(),
@@ -371,9 +319,11 @@ def run_finetune(task: FinetuneTask, cfg: LoopConfig, run_config: dict[str, Any]
             state.best_metric, state.best_step = value, state.step
             if accelerator.is_main_process:
                 head = {k: v.detach().cpu() for k, v in raw_model.state_dict().items()}
-                _save({"head": head, "step": state.step, "epoch": epoch, "validate": metrics}, out / BEST)
+                torch_save(
+                    {"head": head, "step": state.step, "epoch": epoch, "validate": metrics}, out / BEST
+                )
         if accelerator.is_main_process:
-            write_json(state.history, out / HISTORY)
+            write_json(out / HISTORY, state.history)
             log.info(
                 "epoch %d step %d: train loss %s, validation %s %.4f (best %.4f at step %s)",
                 epoch, state.step, entry["train_loss"], task.selection_metric, value, state.best_metric,
@@ -387,7 +337,7 @@ def run_finetune(task: FinetuneTask, cfg: LoopConfig, run_config: dict[str, Any]
         task.train_set.set_epoch(epoch)
         model.train()
         micro = state.batch
-        for batch in _loader(task.train_set, batches[micro:], cfg.num_workers):
+        for batch in _loader(task.train_set, batches[micro:], cfg.workers):
             first = (micro // cfg.grad_accum) * cfg.grad_accum
             last = min(first + cfg.grad_accum, len(batches))
             boundary = micro + 1 == last
@@ -431,7 +381,7 @@ def _finish(
     """Load the best head, score the test split, write ``test_metrics.json`` and the task's outputs."""
     out = cfg.out_dir
     raw_model = accelerator.unwrap_model(task.model)
-    best = _load(out / BEST)
+    best = safe_torch_load(out / BEST, "fine-tuning checkpoint")
     raw_model.load_state_dict(best["head"])
     records = predict_split(task, task.test_set, batch_size=cfg.eval_batch_size, accelerator=accelerator)
     metrics = task.score(records, task.test_set)
@@ -448,6 +398,6 @@ def _finish(
     }
     if accelerator.is_main_process:
         result["outputs"] = task.write_test_outputs(records, task.test_set, out)
-        write_json(result, out / TEST_METRICS)
+        write_json(out / TEST_METRICS, result)
     accelerator.wait_for_everyone()
     return result

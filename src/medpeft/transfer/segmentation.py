@@ -16,8 +16,8 @@ import torch
 from torch import nn
 
 from medpeft.errors import ConfigError
-from medpeft.evaluation.encoders import FrozenViTEncoder
-from medpeft.evaluation.finetune_data import (
+from medpeft.transfer.encoders import FrozenViTEncoder
+from medpeft.transfer.finetune_data import (
     ManifestDataset,
     Normalise,
     load_rgb,
@@ -25,7 +25,7 @@ from medpeft.evaluation.finetune_data import (
     overlay_indices,
     unwrap,
 )
-from medpeft.evaluation.segmentation_decoder import ProgressiveDecoder, SegmentationModel
+from medpeft.transfer.segmentation_decoder import ProgressiveDecoder, SegmentationModel
 
 SELECTION_METRICS = ("dice_mgca", "dice_foreground")
 
@@ -88,20 +88,20 @@ class SegmentationTask:
         }  # fmt: skip
 
     def loss(self, model: nn.Module, batch: dict[str, Any]) -> torch.Tensor:
-        from medpeft.evaluation.segmentation_metrics import focal_dice_loss
+        from medpeft.transfer.segmentation_metrics import focal_dice_loss
 
         logits = model(batch["pixel_values"])
         return focal_dice_loss(logits.float(), batch["mask"])
 
     def predict(self, model: nn.Module, batch: dict[str, Any]) -> list[dict[str, Any]]:
-        from medpeft.evaluation.segmentation_metrics import dice_statistics
+        from medpeft.transfer.segmentation_metrics import dice_statistics
 
         probs = torch.sigmoid(model(batch["pixel_values"]).float())
         stats = dice_statistics(probs, batch["mask"], threshold=self.threshold)
         return [{"index": int(i), "stats": s} for i, s in zip(batch["index"].tolist(), stats, strict=True)]
 
     def score(self, records: list[dict[str, Any]], dataset: ManifestDataset) -> dict[str, Any]:
-        from medpeft.evaluation.segmentation_metrics import summarise_dice
+        from medpeft.transfer.segmentation_metrics import summarise_dice
 
         stats = torch.stack([r["stats"] for r in records]) if records else torch.zeros(0, 3)
         result = summarise_dice(stats)
@@ -153,7 +153,7 @@ class SegmentationTask:
 
 
 def _write_csv(path: Path, header: list[str], rows: list[list[Any]]) -> None:
-    from medpeft.evaluation.report import atomic_path
+    from medpeft.io import atomic_path
 
     with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
         writer = csv.writer(fh)

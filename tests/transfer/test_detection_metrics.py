@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from medpeft.errors import ConfigError, DataError
-from medpeft.evaluation import detection_metrics
-from medpeft.evaluation.detection_metrics import MGCA_IOU_THRESHOLDS, detection_map, to_xyxy
+from medpeft.transfer import detection_metrics
+from medpeft.transfer.detection_metrics import MGCA_IOU_THRESHOLDS, detection_map, to_xyxy
 
 BOX = [[10.0, 10.0, 50.0, 60.0]]
 OTHER = [[100.0, 100.0, 140.0, 150.0]]

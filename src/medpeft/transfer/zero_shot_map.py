@@ -20,8 +20,8 @@ import torch
 import torch.nn.functional as F
 
 from medpeft.errors import ConfigError
-from medpeft.evaluation.encoders import FrozenViTEncoder
-from medpeft.evaluation.finetune_data import (
+from medpeft.transfer.encoders import FrozenViTEncoder
+from medpeft.transfer.finetune_data import (
     ManifestDataset,
     Normalise,
     load_rgb,
@@ -59,7 +59,7 @@ def similarity_maps(
     """[N, g, g] cosine similarity of every patch token with ``text``, for every image of ``dataset``."""
     from torch.utils.data import DataLoader
 
-    from medpeft.evaluation.finetune_data import collate
+    from medpeft.transfer.finetune_data import collate
 
     model = encoder.clip_model
     device = next(model.parameters()).device
@@ -118,7 +118,7 @@ def _score(
     task: str, sim: torch.Tensor, dataset: ManifestDataset, threshold: float, mgca_compat: bool
 ) -> dict[str, Any]:
     if task == "segmentation":
-        from medpeft.evaluation.segmentation_metrics import DiceAccumulator
+        from medpeft.transfer.segmentation_metrics import DiceAccumulator
 
         acc = DiceAccumulator(threshold=0.5)
         for start in range(0, len(dataset), 64):  # masks are loaded in chunks: memory stays flat
@@ -126,7 +126,7 @@ def _score(
             truth = torch.stack([dataset[i]["mask"][0] for i in idx])
             acc.update(mask_from_map(sim[start : start + len(idx)], threshold, dataset.size), truth)
         return acc.compute() | {"threshold": float(threshold)}
-    from medpeft.evaluation.detection_metrics import detection_map
+    from medpeft.transfer.detection_metrics import detection_map
 
     preds, scores, truth = [], [], []
     for i in range(len(dataset)):
@@ -160,7 +160,8 @@ def run_zero_shot_map(
     run_config: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Score the similarity-map baseline on the test split; writes ``test_metrics.json`` and overlays."""
-    from medpeft.evaluation.finetune_loop import TEST_METRICS, claim_out_dir, write_json
+    from medpeft.io import write_json
+    from medpeft.transfer.finetune_loop import TEST_METRICS, claim_out_dir
 
     if task not in DEFAULT_CLASS:
         raise ConfigError(f"unknown task {task!r}: use 'segmentation' or 'detection'")
@@ -214,7 +215,7 @@ def run_zero_shot_map(
         "config": config,
         "outputs": {"overlays": [str(p.relative_to(out)) for p in paths]},
     }
-    write_json(result, out / TEST_METRICS)
+    write_json(out / TEST_METRICS, result)
     return result
 
 

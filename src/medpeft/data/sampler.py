@@ -15,7 +15,7 @@ from collections.abc import Iterator
 import torch
 
 from medpeft.errors import ConfigError
-from medpeft.training.rng import derive_seed
+from medpeft.runtime import derive_seed
 
 _PERMUTATION = 0x5EED
 _AUGMENT = 0xA116
@@ -46,6 +46,20 @@ def steps_per_epoch(num_samples: int, batch_size: int) -> int:
 def epoch_permutation(num_samples: int, seed: int, epoch: int) -> torch.Tensor:
     generator = torch.Generator().manual_seed(derive_seed(seed, epoch, _PERMUTATION))
     return torch.randperm(num_samples, generator=generator)
+
+
+def epoch_batches(
+    n: int, batch_size: int, seed: int, epoch: int, processes: int, rank: int
+) -> list[list[int]]:
+    """This process's batches for ``epoch`` when every sample counts (dense transfer keeps the last partial
+    batch): the same seeded permutation as :class:`GlobalBatchSampler`, cut into batches and dealt
+    round-robin. The batch list is padded (wrapping around) to a multiple of ``processes`` so every process
+    runs the same number of steps, as DistributedSampler does."""
+    order = epoch_permutation(n, seed, epoch).tolist()
+    batches = [order[i : i + batch_size] for i in range(0, n, batch_size)]
+    if processes > 1 and len(batches) % processes:
+        batches += batches[: processes - len(batches) % processes]
+    return batches[rank::processes]
 
 
 def sample_seed(seed: int, epoch: int, index: int) -> int:

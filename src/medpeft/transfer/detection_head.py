@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from medpeft.errors import ConfigError
-from medpeft.evaluation.encoders import FrozenViTEncoder
+from medpeft.transfer.encoders import FrozenViTEncoder
 
 HEADS = ("retinanet", "fcos")
 

@@ -24,7 +24,7 @@ def one_thread() -> Iterator[None]:
 
 @pytest.fixture(scope="session")
 def tiny_encoder():
-    from medpeft.evaluation.encoders import build_encoder
+    from medpeft.transfer.encoders import build_encoder
 
     torch.set_num_threads(1)
     return build_encoder("tiny")

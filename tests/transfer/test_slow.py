@@ -71,8 +71,8 @@ def synthetic(tmp_path_factory) -> dict[str, Path]:
 
 
 def test_synthetic_siim_segmentation_learns(tiny_encoder, synthetic, tmp_path) -> None:
-    from medpeft.evaluation.finetune_loop import LoopConfig, evaluate, run_finetune
-    from medpeft.evaluation.segmentation import SegmentationTask
+    from medpeft.transfer.finetune_loop import LoopConfig, evaluate, run_finetune
+    from medpeft.transfer.segmentation import SegmentationTask
 
     task = SegmentationTask(tiny_encoder, synthetic["siim"], decoder_width=64, seed=0, overlays=2)
     before = evaluate(task, task.test_set)
@@ -84,8 +84,8 @@ def test_synthetic_siim_segmentation_learns(tiny_encoder, synthetic, tmp_path) -
 
 
 def test_synthetic_rsna_detection_learns(tiny_encoder, synthetic, tmp_path) -> None:
-    from medpeft.evaluation.detection import DetectionTask
-    from medpeft.evaluation.finetune_loop import LoopConfig, evaluate, run_finetune
+    from medpeft.transfer.detection import DetectionTask
+    from medpeft.transfer.finetune_loop import LoopConfig, evaluate, run_finetune
 
     task = DetectionTask(
         tiny_encoder.with_blocks([4]), synthetic["rsna"], fpn_channels=64, seed=0, overlays=2

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from medpeft.errors import ConfigError, OutputExistsError
-from medpeft.evaluation.finetune_loop import CONFIG_FILE, LoopConfig, claim_out_dir, epoch_batches
+from medpeft.transfer.finetune_loop import CONFIG_FILE, LoopConfig, claim_out_dir, epoch_batches
 
 
 def test_epoch_order_is_seeded_and_covers_the_split() -> None:
@@ -30,7 +30,7 @@ def test_out_dir_is_claimed_once(tmp_path) -> None:
     out = tmp_path / "run"
     assert claim_out_dir(out, {"lr": 1}, resume=False) is False
     assert json.loads((out / CONFIG_FILE).read_text()) == {"lr": 1}
-    with pytest.raises(OutputExistsError, match="already holds files"):
+    with pytest.raises(OutputExistsError, match="already holds results"):
         claim_out_dir(out, {"lr": 1}, resume=False)
     assert claim_out_dir(out, {"lr": 1}, resume=True) is False  # nothing checkpointed yet: start fresh
     with pytest.raises(ConfigError, match=r"settings differ.*lr: stored 1, now 2"):
@@ -48,10 +48,7 @@ def test_bad_loop_settings(tmp_path, field: str, value) -> None:
 
 
 def test_precision_can_change_between_runs_in_one_process(tmp_path) -> None:
-    from medpeft.evaluation.finetune_loop import make_accelerator
+    from medpeft.runtime import make_accelerator
 
-    assert (
-        make_accelerator(LoopConfig(out_dir=tmp_path, mixed_precision="bf16", cpu=True)).mixed_precision
-        == "bf16"
-    )
-    assert make_accelerator(LoopConfig(out_dir=tmp_path, cpu=True)).mixed_precision == "no"
+    assert make_accelerator("bf16", "cpu").mixed_precision == "bf16"
+    assert make_accelerator("fp32", "cpu").mixed_precision == "no"

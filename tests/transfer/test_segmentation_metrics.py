@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from torchvision.ops import sigmoid_focal_loss
 
 from medpeft.errors import DataError
-from medpeft.evaluation.segmentation_metrics import (
+from medpeft.transfer.segmentation_metrics import (
     DiceAccumulator,
     dice_foreground,
     dice_mgca,

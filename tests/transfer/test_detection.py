@@ -11,9 +11,9 @@ import torch
 from finetune_fixtures import make_dataset
 
 from medpeft.errors import DataError
-from medpeft.evaluation.detection import DetectionTask
-from medpeft.evaluation.detection_head import SimplePyramid, build_detector
-from medpeft.evaluation.finetune_loop import TEST_METRICS, LoopConfig, evaluate, run_finetune
+from medpeft.transfer.detection import DetectionTask
+from medpeft.transfer.detection_head import SimplePyramid, build_detector
+from medpeft.transfer.finetune_loop import TEST_METRICS, LoopConfig, evaluate, run_finetune
 
 SETTINGS = {"epochs": 5, "batch_size": 8, "lr": 1e-3, "checkpoint_every": 100}
 
@@ -43,7 +43,7 @@ def test_pyramid_strides_and_shapes(last_block) -> None:
 
 @pytest.mark.parametrize("head", ["retinanet", "fcos"])
 def test_heads_train_and_predict(last_block, head: str) -> None:
-    from medpeft.evaluation.detection_head import DetectionModel
+    from medpeft.transfer.detection_head import DetectionModel
 
     model = DetectionModel(build_detector(last_block, head=head, out_channels=32))
     loss = model(torch.randn(2, 3, 64, 64), [torch.tensor([[8.0, 8.0, 30.0, 40.0]]), torch.zeros(0, 4)])
@@ -79,7 +79,7 @@ def test_mgca_compat_scores_fewer_images(trained, last_block, blob_data) -> None
 
 
 def test_zero_shot_map_is_scored(last_block, blob_data, tmp_path) -> None:
-    from medpeft.evaluation.zero_shot_map import boxes_from_map, run_zero_shot_map
+    from medpeft.transfer.zero_shot_map import boxes_from_map, run_zero_shot_map
 
     boxes, scores = boxes_from_map(torch.tensor([[0.9, 0.0, 0.0], [0.0, 0.0, 0.8], [0.0, 0.7, 0.8]]), 0.5, 30)
     assert boxes.tolist() == [[0.0, 0.0, 10.0, 10.0], [10.0, 10.0, 30.0, 30.0]]

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from medpeft.errors import ConfigError
-from medpeft.evaluation.encoders import build_encoder, default_blocks
+from medpeft.transfer.encoders import build_encoder, default_blocks
 
 
 def test_default_blocks() -> None:
