@@ -325,21 +325,22 @@ def load_original_llava(
 
 
 def _materialise_buffers(model: Any, device: Any) -> None:
-    """Non-persistent buffers (rotary frequencies, CLIP position ids) left on ``meta``: rebuild them."""
-    for module in model.modules():
-        for name, buf in list(module._buffers.items()):
-            if buf is not None and buf.is_meta:
-                if name == "inv_freq" and hasattr(module, "rope_init_fn"):
-                    inv, _ = module.rope_init_fn(module.config, device)
-                    module._buffers[name] = inv
-                    if "original_inv_freq" in module._buffers:
-                        module._buffers["original_inv_freq"] = inv.clone()
-                elif name == "original_inv_freq":
-                    continue
-                elif name == "position_ids":
-                    module._buffers[name] = torch.arange(buf.shape[-1], device=device).expand(buf.shape)
-                else:
-                    raise CheckpointError(f"buffer {name} of {type(module).__name__} could not be materialised")
+    """Non-persistent buffers left on ``meta`` (rotary frequencies, CLIP position ids): rebuilt from the config,
+    the rotary modules by constructing them again."""
+    for name, module in list(model.named_modules()):
+        metas = [b for b, buf in module._buffers.items() if buf is not None and buf.is_meta]
+        if not metas:
+            continue
+        if type(module).__name__.endswith("RotaryEmbedding"):
+            fresh = type(module)(config=module.config).to(device)
+            parent_name, _, attr = name.rpartition(".")
+            setattr(model.get_submodule(parent_name) if parent_name else model, attr, fresh)
+            continue
+        for buf_name in metas:
+            if buf_name != "position_ids":
+                raise CheckpointError(f"buffer {buf_name} of {type(module).__name__} could not be materialised")
+            shape = module._buffers[buf_name].shape
+            module._buffers[buf_name] = torch.arange(shape[-1], device=device).expand(shape).contiguous()
 
 
 # -------------------------------------------------------------------------------------------------- loaders
