@@ -245,7 +245,11 @@ class A3TuneModel(nn.Module):
 
     def enable_gradient_checkpointing(self) -> None:
         """Non-reentrant checkpointing (the recorded attention keeps its gradient; reentrant would drop it)."""
-        self.llava.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+        kwargs = {"use_reentrant": False}
+        if hasattr(self.llava, "activation_checkpointing_enable"):  # transformers >= 5.2x
+            self.llava.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+        else:
+            self.llava.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
         if hasattr(self.llava, "enable_input_require_grads"):
             self.llava.enable_input_require_grads()
 
