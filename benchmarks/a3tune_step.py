@@ -35,7 +35,9 @@ import torch
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
-    p.add_argument("--preset", choices=["llava-tiny", "llava-tiny-mistral", "llava-med-arch"], default="llava-tiny")
+    p.add_argument(
+        "--preset", choices=["llava-tiny", "llava-tiny-mistral", "llava-med-arch"], default="llava-tiny"
+    )
     p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
     p.add_argument("--batch-size", type=int, default=2)
     p.add_argument("--text-tokens", type=int, default=64)
@@ -64,9 +66,12 @@ def make_batch(base, batch_size: int, text_tokens: int, device: torch.device, dt
     pixels = torch.randn(batch_size, 3, size, size, generator=g)
     masks = [(torch.rand(8, base.grid, base.grid, generator=g) > 0.7).float() for _ in range(batch_size)]
     return (
-        ids.to(device), torch.ones_like(ids).to(device), labels.to(device), pixels.to(device, dtype),
+        ids.to(device),
+        torch.ones_like(ids).to(device),
+        labels.to(device),
+        pixels.to(device, dtype),
         [m.to(device) for m in masks],
-    )  # fmt: skip
+    )
 
 
 def run_one(args: argparse.Namespace) -> dict:
@@ -85,7 +90,9 @@ def run_one(args: argparse.Namespace) -> dict:
         model.enable_gradient_checkpointing()
     params = list(model.trainable_parameters().values())
     opt = torch.optim.AdamW(params, lr=1e-5)
-    ids, mask, labels, pixels, masks = make_batch(base, args.batch_size, args.text_tokens, device, dtype, args.seed)
+    ids, mask, labels, pixels, masks = make_batch(
+        base, args.batch_size, args.text_tokens, device, dtype, args.seed
+    )
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
@@ -130,8 +137,10 @@ def main(argv: list[str] | None = None) -> None:
     for method in ("lora", "a3tune"):
         proc = subprocess.run(
             [sys.executable, os.path.abspath(__file__), *base_argv, "--only", method],
-            capture_output=True, text=True, check=False,
-        )  # fmt: skip
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         if proc.returncode != 0:
             sys.stderr.write(proc.stderr)
             raise SystemExit(f"{method} run failed (exit {proc.returncode})")
@@ -144,7 +153,9 @@ def main(argv: list[str] | None = None) -> None:
         "time_ratio": a["median_step_s"] / b["median_step_s"],
         "memory_ratio": a["peak_memory_bytes"] / b["peak_memory_bytes"],
         "targets": {"time_ratio": 1.25, "memory_ratio": 1.3},
-        "memory_kind": "cuda max_memory_allocated" if args.device == "cuda" else "process peak RSS (includes model)",
+        "memory_kind": "cuda max_memory_allocated"
+        if args.device == "cuda"
+        else "process peak RSS (includes model)",
         "machine": versions(torch.device(args.device), threads=torch.get_num_threads()),
     }
     print(json.dumps(report, indent=2))

@@ -19,7 +19,14 @@ def prompt(base, prefix: int, question: int, answer: int, seed: int) -> tuple[to
     vocab = base.model.config.text_config.vocab_size
     low = 10  # avoid special tokens
     text = lambda n: torch.randint(low, vocab, (n,), generator=g)  # noqa: E731
-    ids = torch.cat([text(prefix), torch.full((base.image_seq_length,), base.image_token_id), text(question), text(answer)])
+    ids = torch.cat(
+        [
+            text(prefix),
+            torch.full((base.image_seq_length,), base.image_token_id),
+            text(question),
+            text(answer),
+        ]
+    )
     labels = torch.full_like(ids, -100)
     labels[-answer:] = ids[-answer:]
     return ids, labels

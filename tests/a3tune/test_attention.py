@@ -64,16 +64,23 @@ def test_batch_with_padding_equals_single_samples(side):
         for b in range(2):
             keep = mask[b].bool()
             singles.append(
-                model(input_ids=ids[b : b + 1, keep], pixel_values=pixels[b : b + 1], labels=labels[b : b + 1, keep],
-                      weak_masks=[masks[b]])  # fmt: skip
+                model(
+                    input_ids=ids[b : b + 1, keep],
+                    pixel_values=pixels[b : b + 1],
+                    labels=labels[b : b + 1, keep],
+                    weak_masks=[masks[b]],
+                )
             )
     for b in range(2):
         torch.testing.assert_close(both.sample_lm_loss[b], singles[b].lm_loss, atol=1e-5, rtol=1e-5)
         torch.testing.assert_close(both.sample_align_loss[b], singles[b].align_loss, atol=1e-5, rtol=1e-5)
         torch.testing.assert_close(both.head_ratios[b], singles[b].head_ratios[0], atol=1e-5, rtol=1e-5)
-    torch.testing.assert_close(both.lm_loss, (singles[0].lm_loss + singles[1].lm_loss) / 2, atol=1e-5, rtol=1e-5)
-    torch.testing.assert_close(both.balance_loss, (singles[0].balance_loss + singles[1].balance_loss) / 2,
-                               atol=1e-5, rtol=1e-5)  # fmt: skip
+    torch.testing.assert_close(
+        both.lm_loss, (singles[0].lm_loss + singles[1].lm_loss) / 2, atol=1e-5, rtol=1e-5
+    )
+    torch.testing.assert_close(
+        both.balance_loss, (singles[0].balance_loss + singles[1].balance_loss) / 2, atol=1e-5, rtol=1e-5
+    )
 
 
 def test_generate_with_recorder_on(name):
@@ -81,8 +88,14 @@ def test_generate_with_recorder_on(name):
     ids, mask, _, pixels = batch(base, [(2, 3, 0 + 1), (1, 2, 1)], side="left")
     ids, mask = ids[:, :-1], mask[:, :-1]  # prompts end with the question
     with torch.no_grad():
-        out = model.generate(input_ids=ids, attention_mask=mask, pixel_values=pixels, max_new_tokens=3,
-                             do_sample=False, record_attention=True)  # fmt: skip
+        out = model.generate(
+            input_ids=ids,
+            attention_mask=mask,
+            pixel_values=pixels,
+            max_new_tokens=3,
+            do_sample=False,
+            record_attention=True,
+        )
         fwd = model(input_ids=ids, attention_mask=mask, pixel_values=pixels, record_attention=True)
     assert out.shape == (2, ids.shape[1] + 3)
     assert torch.equal(out[:, : ids.shape[1]], ids)
@@ -102,8 +115,13 @@ def test_gradient_checkpointing_same_loss_and_grads():
         if ckpt:
             model.enable_gradient_checkpointing()
         ids, mask, labels, pixels = batch(base, [(3, 4, 3), (1, 2, 2)], side="right")
-        out = model(input_ids=ids, attention_mask=mask, pixel_values=pixels, labels=labels,
-                    weak_masks=random_masks(2, 2, 4, seed=3))  # fmt: skip
+        out = model(
+            input_ids=ids,
+            attention_mask=mask,
+            pixel_values=pixels,
+            labels=labels,
+            weak_masks=random_masks(2, 2, 4, seed=3),
+        )
         out.loss.backward()
         grads = {n: p.grad.clone() for n, p in model.trainable_parameters().items() if p.grad is not None}
         results.append((out.loss.detach(), out.align_loss.detach(), grads))

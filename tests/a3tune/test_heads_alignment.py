@@ -32,7 +32,7 @@ def test_alignment_2x2_hand_example():
     assert torch.allclose(a, torch.tensor([[0.75, 1.0], [0.5, 1.0]]))
     assert loss.item() == pytest.approx(0.15625, abs=1e-7)
     kl, _ = sample_alignment(abar, masks, "kl")
-    p1, p2 = torch.tensor([1.0, 0.0]), torch.tensor([0.5, 0.5])
+    p2 = torch.tensor([0.5, 0.5])  # mask 2 normalised; mask 1 is one-hot on token 0
     q = torch.tensor([[0.75, 0.25], [0.5, 0.5]])
     want = (
         sum(1.0 * torch.log(1.0 / q[t, 0]) for t in range(2)) / 2
@@ -53,7 +53,9 @@ def test_sample_without_masks_gives_zero_and_batch_mean():
 
 
 def test_bad_masks_name_the_sample():
-    with pytest.raises(DataError, match=r"weak_masks\[1\] has shape \(2, 3, 3\).*16 image tokens.*\[K, 4, 4\]"):
+    with pytest.raises(
+        DataError, match=r"weak_masks\[1\] has shape \(2, 3, 3\).*16 image tokens.*\[K, 4, 4\]"
+    ):
         check_weak_masks([torch.ones(1, 4, 4), torch.ones(2, 3, 3)], [16, 16])
     with pytest.raises(DataError, match="2 entries for a batch of 3"):
         check_weak_masks([None, None], [16, 16, 16])
@@ -61,8 +63,13 @@ def test_bad_masks_name_the_sample():
     model = A3TuneModel(base, A3TuneConfig(q_experts=2, k_experts=2, moe_rank=2, lora_rank=2))
     ids, mask, labels, pixels = batch(base, [(2, 2, 2), (2, 2, 2)])
     with pytest.raises(DataError, match=r"weak_masks\[0\]"):
-        model(input_ids=ids, attention_mask=mask, pixel_values=pixels, labels=labels,
-              weak_masks=[torch.ones(1, 16), None])  # fmt: skip
+        model(
+            input_ids=ids,
+            attention_mask=mask,
+            pixel_values=pixels,
+            labels=labels,
+            weak_masks=[torch.ones(1, 16), None],
+        )
     ids[1, ids[1] == base.image_token_id] = 11
     with pytest.raises(DataError, match="sample 1 has no image tokens"):
         model(input_ids=ids, attention_mask=mask, pixel_values=pixels[:1], labels=labels)
@@ -72,15 +79,20 @@ def test_bad_masks_name_the_sample():
 def test_alignment_equals_plain_computation_from_eager(name, kind):
     top = 5
     base = tiny(name)
-    model = A3TuneModel(base, A3TuneConfig(top_heads=top, align_loss=kind, q_experts=2, k_experts=2, moe_rank=2,
-                                           lora_rank=2))  # fmt: skip
+    model = A3TuneModel(
+        base, A3TuneConfig(top_heads=top, align_loss=kind, q_experts=2, k_experts=2, moe_rank=2, lora_rank=2)
+    )
     eager = tiny(name, attn="eager")
     ids, mask, labels, pixels = batch(base, [(3, 4, 3), (1, 2, 2)], side="left", seed=5)
     masks = random_masks(2, 3, 4, seed=7)
     with torch.no_grad():
         out = model(input_ids=ids, attention_mask=mask, pixel_values=pixels, labels=labels, weak_masks=masks)
-        att = torch.stack(eager.model(input_ids=ids, attention_mask=mask, pixel_values=pixels,
-                                      output_attentions=True).attentions, 1)  # [B, L, H, S, S]  # fmt: skip
+        att = torch.stack(
+            eager.model(
+                input_ids=ids, attention_mask=mask, pixel_values=pixels, output_attentions=True
+            ).attentions,
+            1,
+        )  # [B, L, H, S, S]
     losses = []
     for b in range(2):
         pos = torch.arange(ids.shape[1])
@@ -99,6 +111,8 @@ def test_alignment_equals_plain_computation_from_eager(name, kind):
         else:
             q = abar / (abar.sum(-1, keepdim=True) + 1e-8)
             p = m / (m.sum(-1, keepdim=True) + 1e-8)
-            losses.append(sum(F.kl_div(q.log(), p[k].expand_as(q), reduction="batchmean") for k in range(len(p))))
+            losses.append(
+                sum(F.kl_div(q.log(), p[k].expand_as(q), reduction="batchmean") for k in range(len(p)))
+            )
         torch.testing.assert_close(out.head_ratios[b], ratio, atol=1e-6, rtol=0)
     torch.testing.assert_close(out.align_loss, torch.stack(losses).mean(), atol=1e-5, rtol=1e-5)

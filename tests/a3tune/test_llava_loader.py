@@ -40,15 +40,28 @@ def _original_layout(tmp_path, src) -> tuple:
     safetensors_save({k: state[k] for k in keys[half:]}, folder / "model-00002-of-00002.safetensors")
     t = src.model.config.text_config
     cfg = {
-        "architectures": ["LlavaMistralForCausalLM"], "model_type": "llava_mistral",
-        "hidden_size": t.hidden_size, "intermediate_size": t.intermediate_size,
-        "num_attention_heads": t.num_attention_heads, "num_hidden_layers": t.num_hidden_layers,
-        "num_key_value_heads": t.num_key_value_heads, "vocab_size": t.vocab_size, "rms_norm_eps": t.rms_norm_eps,
-        "rope_theta": 10000.0, "max_position_embeddings": t.max_position_embeddings, "sliding_window": None,
-        "mm_vision_tower": str(tower), "mm_hidden_size": 32, "mm_projector_type": "mlp2x_gelu",
-        "mm_vision_select_layer": -2, "mm_vision_select_feature": "patch", "image_aspect_ratio": "pad",
-        "tie_word_embeddings": False, "bos_token_id": 1, "eos_token_id": 2,
-    }  # fmt: skip
+        "architectures": ["LlavaMistralForCausalLM"],
+        "model_type": "llava_mistral",
+        "hidden_size": t.hidden_size,
+        "intermediate_size": t.intermediate_size,
+        "num_attention_heads": t.num_attention_heads,
+        "num_hidden_layers": t.num_hidden_layers,
+        "num_key_value_heads": t.num_key_value_heads,
+        "vocab_size": t.vocab_size,
+        "rms_norm_eps": t.rms_norm_eps,
+        "rope_theta": 10000.0,
+        "max_position_embeddings": t.max_position_embeddings,
+        "sliding_window": None,
+        "mm_vision_tower": str(tower),
+        "mm_hidden_size": 32,
+        "mm_projector_type": "mlp2x_gelu",
+        "mm_vision_select_layer": -2,
+        "mm_vision_select_feature": "patch",
+        "image_aspect_ratio": "pad",
+        "tie_word_embeddings": False,
+        "bos_token_id": 1,
+        "eos_token_id": 2,
+    }
     (folder / "config.json").write_text(json.dumps(cfg))
     return folder
 
@@ -108,6 +121,11 @@ def test_presets_and_tokenizer():
     assert all(torch.equal(a[k], b[k]) for k in a)
     med = preset_config("llava-med-arch")  # cheap: a config, no weights
     t, v = med.text_config, med.vision_config
-    assert (t.hidden_size, t.num_hidden_layers, t.num_attention_heads, t.num_key_value_heads) == (4096, 32, 32, 8)
+    assert (t.hidden_size, t.num_hidden_layers, t.num_attention_heads, t.num_key_value_heads) == (
+        4096,
+        32,
+        32,
+        8,
+    )
     assert (v.image_size, v.patch_size, v.hidden_size, v.num_hidden_layers) == (336, 14, 1024, 24)
     assert med.image_seq_length == 576 == (v.image_size // v.patch_size) ** 2

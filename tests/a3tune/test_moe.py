@@ -69,8 +69,18 @@ def test_kmoe_touches_image_rows_only_and_official_overwrites():
 @pytest.mark.parametrize("routing,expect_grad", [("prob", True), ("official", False)])
 def test_k_router_gradient_from_lm_loss(routing, expect_grad):
     base = tiny("llava-tiny-mistral")
-    model = A3TuneModel(base, A3TuneConfig(k_routing=routing, align=False, align_weight=0.0, q_experts=2,
-                                           k_experts=4, moe_rank=2, lora_rank=2))  # fmt: skip
+    model = A3TuneModel(
+        base,
+        A3TuneConfig(
+            k_routing=routing,
+            align=False,
+            align_weight=0.0,
+            q_experts=2,
+            k_experts=4,
+            moe_rank=2,
+            lora_rank=2,
+        ),
+    )
     with torch.no_grad():
         for _, m in model.moe_modules():
             m.lora_B.normal_(0, 0.5, generator=torch.Generator().manual_seed(1))
@@ -93,8 +103,9 @@ def test_decode_uses_cached_q_routing():
             m.router.register_forward_hook(lambda mod, i, o: calls.append(i[0].shape))
     ids, mask, _, pixels = batch(base, [(2, 3, 1)])
     with torch.no_grad():
-        out = model.generate(input_ids=ids, attention_mask=mask, pixel_values=pixels, max_new_tokens=4,
-                             do_sample=False)  # fmt: skip
+        out = model.generate(
+            input_ids=ids, attention_mask=mask, pixel_values=pixels, max_new_tokens=4, do_sample=False
+        )
     assert out.shape[1] == ids.shape[1] + 4
     assert len(calls) == 2  # one router call per layer, at prefill only
     routing = model._generation["prefill"].routing

@@ -36,8 +36,11 @@ def test_save_load_bit_exact_and_peft_alone(tmp_path):
     base, model = _trained()
     out = model.save_pretrained(tmp_path / "adapter")
     assert sorted(p.name for p in out.iterdir()) == [
-        "a3tune_config.json", "a3tune_moe.safetensors", "adapter_config.json", "adapter_model.safetensors"
-    ]  # fmt: skip
+        "a3tune_config.json",
+        "a3tune_moe.safetensors",
+        "adapter_config.json",
+        "adapter_model.safetensors",
+    ]
     meta = read_json(out / "a3tune_config.json")
     assert meta["method"] == "a3tune" and meta["base_model"] == "llava-tiny" and meta["versions"]["peft"]
     ids, mask, labels, pixels = batch(base, [(2, 3, 2), (1, 2, 2)], side="left")
@@ -53,8 +56,11 @@ def test_save_load_bit_exact_and_peft_alone(tmp_path):
     # peft alone loads the LoRA part onto a plain base model
     plain = PeftModel.from_pretrained(tiny("llava-tiny").model, str(out))
     lora = {n: p for n, p in plain.named_parameters() if "lora_" in n}
-    ours = {n: p for n, p in model.peft.named_parameters() if "lora_" in n and ".q_proj." not in n
-            and ".k_proj." not in n}  # fmt: skip
+    ours = {
+        n: p
+        for n, p in model.peft.named_parameters()
+        if "lora_" in n and ".q_proj." not in n and ".k_proj." not in n
+    }
     assert set(lora) == set(ours) and len(lora) == 2 * 2 * 5  # 2 layers x (A, B) x 5 targets
     assert all(torch.equal(lora[k], ours[k]) for k in lora)
 

@@ -29,14 +29,27 @@ def _synthetic(base, n: int, seed: int):
         mask[0, r, c] = 1.0
         samples.append((ids, labels, img, mask))
     ids = torch.stack([s[0] for s in samples])
-    return ids, torch.stack([s[1] for s in samples]), torch.stack([s[2] for s in samples]), [s[3] for s in samples]
+    return (
+        ids,
+        torch.stack([s[1] for s in samples]),
+        torch.stack([s[2] for s in samples]),
+        [s[3] for s in samples],
+    )
 
 
 def _run(align_weight: float, steps: int = 10) -> tuple[tuple[float, float], tuple[float, float]]:
     torch.manual_seed(0)
     base = tiny("llava-tiny")
-    cfg = A3TuneConfig(top_heads=4, align_weight=align_weight, q_experts=2, k_experts=4, moe_rank=4, lora_rank=8,
-                       moe_dropout=0.0, lora_dropout=0.0)  # fmt: skip
+    cfg = A3TuneConfig(
+        top_heads=4,
+        align_weight=align_weight,
+        q_experts=2,
+        k_experts=4,
+        moe_rank=4,
+        lora_rank=8,
+        moe_dropout=0.0,
+        lora_dropout=0.0,
+    )
     model = A3TuneModel(base, cfg)
     train = _synthetic(base, 16, seed=1)
     held = _synthetic(base, 16, seed=2)

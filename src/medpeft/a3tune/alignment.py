@@ -43,7 +43,7 @@ def check_weak_masks(
     if len(weak_masks) != n:
         raise DataError(f"weak_masks has {len(weak_masks)} entries for a batch of {n} samples")
     out: list[torch.Tensor | None] = []
-    for b, (m, count) in enumerate(zip(weak_masks, image_counts)):
+    for b, (m, count) in enumerate(zip(weak_masks, image_counts, strict=True)):
         if m is None:
             out.append(None)
             continue

@@ -59,7 +59,9 @@ def image_attention(
     q_rows = query.gather(2, row_index[:, None, :, None].expand(b, h, t, d))
     scores = torch.matmul(q_rows, keys.transpose(2, 3)) * scaling
     if attention_mask is None:
-        allowed = torch.arange(s_k, device=query.device)[None, None, :] <= (row_index + (s_k - s_q))[:, :, None]
+        allowed = (
+            torch.arange(s_k, device=query.device)[None, None, :] <= (row_index + (s_k - s_q))[:, :, None]
+        )
         scores = scores.masked_fill(~allowed[:, None], torch.finfo(scores.dtype).min)
     else:
         mask = attention_mask.expand(b, -1, -1, -1)
@@ -100,9 +102,16 @@ def a3_attention_forward(
     if ctx is not None and ctx.records(layer, query.shape[2]):
         scale = scaling if scaling is not None else query.shape[-1] ** -0.5
         img, ratio = image_attention(
-            query, key, attention_mask, scale, getattr(module, "num_key_value_groups", 1),
-            ctx.row_index, ctx.row_valid, ctx.col_index, ctx.col_valid,
-        )  # fmt: skip
+            query,
+            key,
+            attention_mask,
+            scale,
+            getattr(module, "num_key_value_groups", 1),
+            ctx.row_index,
+            ctx.row_valid,
+            ctx.col_index,
+            ctx.col_valid,
+        )
         if ctx.recording:
             ctx.attn[layer] = img
             ctx.ratios[layer] = ratio

@@ -65,7 +65,9 @@ class A3TuneConfig:
         }
         bad = [name for name, ok in checks.items() if not ok]
         if bad:
-            raise ConfigError(f"invalid A3TuneConfig field(s): {', '.join(f'{n}={getattr(self, n)!r}' for n in bad)}")
+            raise ConfigError(
+                f"invalid A3TuneConfig field(s): {', '.join(f'{n}={getattr(self, n)!r}' for n in bad)}"
+            )
         if self.align_weight > 0 and not self.align:
             raise ConfigError("align_weight > 0 needs align=True (attention must be recorded to align it)")
         if self.balance_weight > 0 and not self.moe:
@@ -95,8 +97,17 @@ class A3TuneConfig:
 
         ``k_routing`` stays "prob" (pass ``k_routing="official"`` for the authors' unweighted K-MoE).
         """
-        common = dict(top_heads=32, align_loss="ratio", moe_rank=16, moe_alpha=8, lora_rank=64, lora_alpha=16,
-                      lora_dropout=0.05, moe=True, align=True)  # fmt: skip
+        common = dict(
+            top_heads=32,
+            align_loss="ratio",
+            moe_rank=16,
+            moe_alpha=8,
+            lora_rank=64,
+            lora_alpha=16,
+            lora_dropout=0.05,
+            moe=True,
+            align=True,
+        )
         presets = {
             "paper-vqa": dict(align_weight=0.03, balance_weight=0.0, q_experts=8, k_experts=16, k_top=1),
             "paper-report": dict(align_weight=0.08, balance_weight=0.01, q_experts=1, k_experts=8, k_top=2),

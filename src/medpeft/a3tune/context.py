@@ -110,9 +110,15 @@ def build_context(
     row_index, row_valid = _left_aligned(rows)
     col_index, col_valid = _left_aligned(image)
     return A3Context(
-        image_mask=image, row_mask=rows, question_mask=question, row_index=row_index, row_valid=row_valid,
-        col_index=col_index, col_valid=col_valid, record_layers=frozenset(record_layers),
-    )  # fmt: skip
+        image_mask=image,
+        row_mask=rows,
+        question_mask=question,
+        row_index=row_index,
+        row_valid=row_valid,
+        col_index=col_index,
+        col_valid=col_valid,
+        record_layers=frozenset(record_layers),
+    )
 
 
 def decode_context(input_ids: torch.Tensor, routing: dict[int, torch.Tensor]) -> A3Context:
@@ -120,6 +126,14 @@ def decode_context(input_ids: torch.Tensor, routing: dict[int, torch.Tensor]) ->
     none = torch.zeros_like(input_ids, dtype=torch.bool)
     empty = torch.zeros(input_ids.shape[0], 1, dtype=torch.long, device=input_ids.device)
     return A3Context(
-        image_mask=none, row_mask=none, question_mask=none, row_index=empty, row_valid=empty.bool(),
-        col_index=empty, col_valid=empty.bool(), decode=True, recording=False, routing=routing,
-    )  # fmt: skip
+        image_mask=none,
+        row_mask=none,
+        question_mask=none,
+        row_index=empty,
+        row_valid=empty.bool(),
+        col_index=empty,
+        col_valid=empty.bool(),
+        decode=True,
+        recording=False,
+        routing=routing,
+    )

@@ -89,7 +89,9 @@ def base_fingerprint(llava: nn.Module) -> dict[str, Any]:
 class A3TuneModel(nn.Module):
     """A³Tune around a LLaVA model (adapted in place). ``llava`` may be the model or a ``LlavaBase``."""
 
-    def __init__(self, llava: Any, config: A3TuneConfig | None = None, *, base_name: str | None = None) -> None:
+    def __init__(
+        self, llava: Any, config: A3TuneConfig | None = None, *, base_name: str | None = None
+    ) -> None:
         super().__init__()
         from peft import LoraConfig, get_peft_model
 
@@ -98,8 +100,12 @@ class A3TuneModel(nn.Module):
             base_name = base_name or llava.name
             llava = llava.model
         if not hasattr(llava, "model") or not hasattr(llava.model, "language_model"):
-            raise ConfigError(f"A3TuneModel needs a LlavaForConditionalGeneration, got {type(llava).__name__}")
-        if any(isinstance(m, (QMoELinear, KMoELinear)) for m in llava.modules()) or hasattr(llava, "peft_config"):
+            raise ConfigError(
+                f"A3TuneModel needs a LlavaForConditionalGeneration, got {type(llava).__name__}"
+            )
+        if any(isinstance(m, (QMoELinear, KMoELinear)) for m in llava.modules()) or hasattr(
+            llava, "peft_config"
+        ):
             raise ConfigError("this LLaVA model is already adapted; load a fresh base model")
         self.config = config
         self.base_name = base_name or str(getattr(llava.config, "_name_or_path", "") or "")
@@ -113,9 +119,12 @@ class A3TuneModel(nn.Module):
         llava.set_attn_implementation({"text_config": register_attention()})
         targets = config.lora_targets if config.moe else ("q_proj", "k_proj", *config.lora_targets)
         lora = LoraConfig(
-            r=config.lora_rank, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout, bias="none",
+            r=config.lora_rank,
+            lora_alpha=config.lora_alpha,
+            lora_dropout=config.lora_dropout,
+            bias="none",
             target_modules=_lora_regex(targets),
-        )  # fmt: skip
+        )
         device = next(llava.parameters()).device
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
             torch.manual_seed(config.seed)
@@ -123,12 +132,26 @@ class A3TuneModel(nn.Module):
             if config.moe:
                 for i, layer in enumerate(_lm(llava).layers):
                     attn = layer.self_attn
-                    q = QMoELinear(attn.q_proj, config.q_experts, config.moe_rank, config.moe_alpha,
-                                   config.moe_dropout, i)  # fmt: skip
-                    k = KMoELinear(attn.k_proj, config.k_experts, config.moe_rank, config.moe_alpha,
-                                   config.moe_dropout, i, top_k=config.k_top, routing=config.k_routing)  # fmt: skip
-                    setattr(attn, "q_proj", q)
-                    setattr(attn, "k_proj", k)
+                    q = QMoELinear(
+                        attn.q_proj,
+                        config.q_experts,
+                        config.moe_rank,
+                        config.moe_alpha,
+                        config.moe_dropout,
+                        i,
+                    )
+                    k = KMoELinear(
+                        attn.k_proj,
+                        config.k_experts,
+                        config.moe_rank,
+                        config.moe_alpha,
+                        config.moe_dropout,
+                        i,
+                        top_k=config.k_top,
+                        routing=config.k_routing,
+                    )
+                    attn.q_proj = q
+                    attn.k_proj = k
                     attn.register_forward_pre_hook(_set_moe_context, with_kwargs=True)
                     attn.register_forward_hook(_clear_moe_context)
         peft_model.peft_config["default"].base_model_name_or_path = self.base_name or None
@@ -158,7 +181,9 @@ class A3TuneModel(nn.Module):
             ctx = decode_context(input_ids, prefill.routing)
         else:
             record = frozenset(self.record_layers) if self._generation["record"] else frozenset()
-            ctx = build_context(input_ids, kwargs.get("attention_mask"), self.image_token_id, record_layers=record)
+            ctx = build_context(
+                input_ids, kwargs.get("attention_mask"), self.image_token_id, record_layers=record
+            )
             self._generation["prefill"] = ctx
         return args, {**kwargs, "a3_ctx": ctx}
 
@@ -177,14 +202,22 @@ class A3TuneModel(nn.Module):
         grid, or None. ``record_attention`` defaults to ``config.align``."""
         record = self.config.align if record_attention is None else record_attention
         ctx = build_context(
-            input_ids, attention_mask, self.image_token_id, labels=labels, question_mask=question_mask,
+            input_ids,
+            attention_mask,
+            self.image_token_id,
+            labels=labels,
+            question_mask=question_mask,
             record_layers=frozenset(self.record_layers) if record else frozenset(),
-        )  # fmt: skip
+        )
         counts = ctx.col_valid.sum(1).tolist()
         masks = check_weak_masks(weak_masks, counts)
         try:
             out = self.llava(
-                input_ids=input_ids, attention_mask=attention_mask, pixel_values=pixel_values, a3_ctx=ctx, **kwargs
+                input_ids=input_ids,
+                attention_mask=attention_mask,
+                pixel_values=pixel_values,
+                a3_ctx=ctx,
+                **kwargs,
             )
         finally:
             ctx.recording = False  # a gradient-checkpointing recompute must not overwrite the stores
@@ -206,9 +239,12 @@ class A3TuneModel(nn.Module):
         balance = zero
         if self.config.moe and ctx.k_routing:
             balance = balance_loss(
-                ctx.k_routing, input_ids.shape[0], self.config.k_experts, self.config.k_top,
+                ctx.k_routing,
+                input_ids.shape[0],
+                self.config.k_experts,
+                self.config.k_top,
                 scaled=self.config.balance_scaled,
-            )  # fmt: skip
+            )
         loss = None
         if lm_loss is not None:
             loss = lm_loss
@@ -219,10 +255,17 @@ class A3TuneModel(nn.Module):
         ctx.attn.clear()
         ctx.k_routing.clear()
         return A3TuneOutput(
-            loss=loss, lm_loss=lm_loss, align_loss=align, balance_loss=balance, logits=logits, head_ratios=ratios,
-            selected_heads=selected, attention_in_mask=in_mask, sample_lm_loss=sample_lm,
+            loss=loss,
+            lm_loss=lm_loss,
+            align_loss=align,
+            balance_loss=balance,
+            logits=logits,
+            head_ratios=ratios,
+            selected_heads=selected,
+            attention_in_mask=in_mask,
+            sample_lm_loss=sample_lm,
             sample_align_loss=sample_align,
-        )  # fmt: skip
+        )
 
     @torch.no_grad()
     def generate(self, *args: Any, record_attention: bool = False, **kwargs: Any) -> Any:
@@ -276,7 +319,9 @@ class A3TuneModel(nn.Module):
         from medpeft.io import ensure_new_out_dir, safetensors_save, write_json
         from medpeft.runtime import versions
 
-        out = ensure_new_out_dir(out_dir, overwrite, (CONFIG_FILE, PEFT_CONFIG_FILE, PEFT_WEIGHTS_FILE, MOE_FILE))
+        out = ensure_new_out_dir(
+            out_dir, overwrite, (CONFIG_FILE, PEFT_CONFIG_FILE, PEFT_WEIGHTS_FILE, MOE_FILE)
+        )
         peft_cfg = self.peft.peft_config["default"].to_dict()
         peft_cfg = {k: sorted(v) if isinstance(v, set) else v for k, v in peft_cfg.items()}
         safetensors_save(self.peft_state_dict(), out / PEFT_WEIGHTS_FILE, metadata={"format": "pt"})
@@ -286,10 +331,14 @@ class A3TuneModel(nn.Module):
         write_json(
             out / CONFIG_FILE,
             {
-                "method": self.config.method, "format_version": FORMAT_VERSION, "config": self.config.to_dict(),
-                "base_model": self.base_name, "base": base_fingerprint(self.llava), "versions": versions(),
+                "method": self.config.method,
+                "format_version": FORMAT_VERSION,
+                "config": self.config.to_dict(),
+                "base_model": self.base_name,
+                "base": base_fingerprint(self.llava),
+                "versions": versions(),
             },
-        )  # fmt: skip
+        )
         return out
 
     @classmethod
@@ -303,7 +352,9 @@ class A3TuneModel(nn.Module):
         folder = Path(adapter_dir)
         meta = read_json(folder / CONFIG_FILE, "A³Tune adapter config")
         if not isinstance(meta, dict) or meta.get("format_version") != FORMAT_VERSION or "config" not in meta:
-            raise CheckpointError(f"{folder / CONFIG_FILE}: not an A³Tune adapter config (format {FORMAT_VERSION})")
+            raise CheckpointError(
+                f"{folder / CONFIG_FILE}: not an A³Tune adapter config (format {FORMAT_VERSION})"
+            )
         try:
             config = A3TuneConfig.from_dict(meta["config"])
         except MedpeftError as err:
@@ -315,8 +366,11 @@ class A3TuneModel(nn.Module):
         base_name = base_name or str(getattr(model.config, "_name_or_path", "") or "")
         want = meta.get("base", {})
         have = base_fingerprint(model)
-        diff = [f"{k}: adapter {want.get(k)!r} vs model {have.get(k)!r}" for k in sorted(set(want) | set(have))
-                if want.get(k) != have.get(k)]  # fmt: skip
+        diff = [
+            f"{k}: adapter {want.get(k)!r} vs model {have.get(k)!r}"
+            for k in sorted(set(want) | set(have))
+            if want.get(k) != have.get(k)
+        ]
         if diff:
             raise CheckpointError(f"{folder}: adapter was built for another base model ({'; '.join(diff)})")
         saved_name = meta.get("base_model") or ""
@@ -330,8 +384,11 @@ class A3TuneModel(nn.Module):
         expected_peft, expected_moe = expected_adapter_shapes(model, config)
         for what, state, expected in (("LoRA", peft_state, expected_peft), ("MoE", moe_state, expected_moe)):
             missing, extra = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
-            wrong = [f"{k} {tuple(state[k].shape)} != {expected[k]}" for k in sorted(set(state) & set(expected))
-                     if tuple(state[k].shape) != expected[k]]  # fmt: skip
+            wrong = [
+                f"{k} {tuple(state[k].shape)} != {expected[k]}"
+                for k in sorted(set(state) & set(expected))
+                if tuple(state[k].shape) != expected[k]
+            ]
             if missing or extra or wrong:
                 raise CheckpointError(
                     f"{folder}: {what} weights do not match this base model: missing {missing[:3]} "
@@ -342,7 +399,9 @@ class A3TuneModel(nn.Module):
         return adapted
 
     @torch.no_grad()
-    def load_adapter_state(self, peft_state: dict[str, torch.Tensor], moe_state: dict[str, torch.Tensor]) -> None:
+    def load_adapter_state(
+        self, peft_state: dict[str, torch.Tensor], moe_state: dict[str, torch.Tensor]
+    ) -> None:
         from peft import set_peft_model_state_dict
 
         result = set_peft_model_state_dict(self.peft, peft_state)
@@ -367,7 +426,11 @@ def expected_adapter_shapes(
             prefix = f"base_model.model.{name}"
             peft_shapes[f"{prefix}.lora_A.weight"] = (config.lora_rank, module.in_features)
             peft_shapes[f"{prefix}.lora_B.weight"] = (module.out_features, config.lora_rank)
-        if config.moe and name.endswith(("self_attn.q_proj", "self_attn.k_proj")) and "language_model" in name:
+        if (
+            config.moe
+            and name.endswith(("self_attn.q_proj", "self_attn.k_proj"))
+            and "language_model" in name
+        ):
             n_exp = config.q_experts if name.endswith("q_proj") else config.k_experts
             moe_shapes[f"{name}.lora_A"] = (n_exp, config.moe_rank, module.in_features)
             moe_shapes[f"{name}.lora_B"] = (n_exp, module.out_features, config.moe_rank)
@@ -381,9 +444,11 @@ def causal_lm_loss(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Te
     shift_logits = logits[:, :-1].float()
     shift_labels = labels[:, 1:].to(logits.device)
     tok = F.cross_entropy(
-        shift_logits.reshape(-1, shift_logits.shape[-1]), shift_labels.reshape(-1),
-        ignore_index=IGNORE_INDEX, reduction="none",
-    ).view(shift_labels.shape)  # fmt: skip
+        shift_logits.reshape(-1, shift_logits.shape[-1]),
+        shift_labels.reshape(-1),
+        ignore_index=IGNORE_INDEX,
+        reduction="none",
+    ).view(shift_labels.shape)
     valid = (shift_labels != IGNORE_INDEX).float()
     count = valid.sum(1)
     per_sample = (tok * valid).sum(1) / count.clamp_min(1)
@@ -404,5 +469,3 @@ def _clear_moe_context(module: nn.Module, args: tuple, output: Any) -> None:
     for proj in (module.q_proj, module.k_proj):
         if isinstance(proj, (QMoELinear, KMoELinear)):
             proj.ctx = None
-
-

@@ -25,7 +25,9 @@ K_ROUTINGS = ("prob", "official")
 class _Experts(nn.Module):
     """Shared parts: frozen base projection, stacked LoRA experts, router, context slot."""
 
-    def __init__(self, base: nn.Linear, num_experts: int, rank: int, alpha: float, dropout: float, layer_idx: int):
+    def __init__(
+        self, base: nn.Linear, num_experts: int, rank: int, alpha: float, dropout: float, layer_idx: int
+    ):
         super().__init__()
         if num_experts < 1 or rank < 1:
             raise ConfigError(f"MoE needs >= 1 expert and rank >= 1, got experts={num_experts}, rank={rank}")
@@ -36,8 +38,12 @@ class _Experts(nn.Module):
         self.rank = rank
         self.scaling = alpha / rank
         w = base.weight
-        self.lora_A = nn.Parameter(torch.empty(num_experts, rank, base.in_features, device=w.device, dtype=w.dtype))
-        self.lora_B = nn.Parameter(torch.zeros(num_experts, base.out_features, rank, device=w.device, dtype=w.dtype))
+        self.lora_A = nn.Parameter(
+            torch.empty(num_experts, rank, base.in_features, device=w.device, dtype=w.dtype)
+        )
+        self.lora_B = nn.Parameter(
+            torch.zeros(num_experts, base.out_features, rank, device=w.device, dtype=w.dtype)
+        )
         for e in range(num_experts):
             nn.init.kaiming_uniform_(self.lora_A.data[e], a=math.sqrt(5))
         self.router = nn.Linear(base.in_features, num_experts, bias=True, device=w.device, dtype=w.dtype)
@@ -81,7 +87,9 @@ class QMoELinear(_Experts):
         ctx = self.context()
         if ctx.decode:
             if self.layer_idx not in ctx.routing:
-                raise ConfigError(f"no cached Q-MoE routing for layer {self.layer_idx} (decoding without prefill)")
+                raise ConfigError(
+                    f"no cached Q-MoE routing for layer {self.layer_idx} (decoding without prefill)"
+                )
             gates = ctx.routing[self.layer_idx]
         else:
             q = ctx.question_mask.to(x.dtype)[..., None]
@@ -102,8 +110,17 @@ class KMoELinear(_Experts):
     balance loss.
     """
 
-    def __init__(self, base: nn.Linear, num_experts: int, rank: int, alpha: float, dropout: float, layer_idx: int,
-                 top_k: int = 1, routing: str = "prob"):  # fmt: skip
+    def __init__(
+        self,
+        base: nn.Linear,
+        num_experts: int,
+        rank: int,
+        alpha: float,
+        dropout: float,
+        layer_idx: int,
+        top_k: int = 1,
+        routing: str = "prob",
+    ):
         super().__init__(base, num_experts, rank, alpha, dropout, layer_idx)
         if not 1 <= top_k <= num_experts:
             raise ConfigError(f"k_top must be in [1, {num_experts}], got {top_k}")
@@ -155,9 +172,13 @@ def balance_loss(
         raise ConfigError("no K-MoE routing was recorded")
     total = None
     for probs, chosen, sample in k_routing.values():
-        count = torch.zeros(batch_size, device=probs.device).index_add_(0, sample, torch.ones_like(sample, dtype=torch.float))
+        count = torch.zeros(batch_size, device=probs.device).index_add_(
+            0, sample, torch.ones_like(sample, dtype=torch.float)
+        )
         p_mean = torch.zeros(batch_size, num_experts, device=probs.device).index_add(0, sample, probs)
-        c_mean = torch.zeros(batch_size, num_experts, device=probs.device).index_add_(0, sample, chosen.detach())
+        c_mean = torch.zeros(batch_size, num_experts, device=probs.device).index_add_(
+            0, sample, chosen.detach()
+        )
         denom = count.clamp_min(1)[:, None]
         per_sample = ((p_mean / denom) * (c_mean / denom)).sum(-1)
         total = per_sample if total is None else total + per_sample

@@ -35,14 +35,26 @@ _TINY_PUNCT = tuple(".,:;?!")
 #: Vision towers named in original-LLaVA configs whose architecture is known without any download.
 _KNOWN_VISION_TOWERS: dict[str, dict[str, Any]] = {
     "openai/clip-vit-large-patch14-336": dict(
-        hidden_size=1024, intermediate_size=4096, num_hidden_layers=24, num_attention_heads=16,
-        image_size=336, patch_size=14, projection_dim=768, hidden_act="quick_gelu",
+        hidden_size=1024,
+        intermediate_size=4096,
+        num_hidden_layers=24,
+        num_attention_heads=16,
+        image_size=336,
+        patch_size=14,
+        projection_dim=768,
+        hidden_act="quick_gelu",
     ),
     "openai/clip-vit-large-patch14": dict(
-        hidden_size=1024, intermediate_size=4096, num_hidden_layers=24, num_attention_heads=16,
-        image_size=224, patch_size=14, projection_dim=768, hidden_act="quick_gelu",
+        hidden_size=1024,
+        intermediate_size=4096,
+        num_hidden_layers=24,
+        num_attention_heads=16,
+        image_size=224,
+        patch_size=14,
+        projection_dim=768,
+        hidden_act="quick_gelu",
     ),
-}  # fmt: skip
+}
 
 
 @dataclass
@@ -80,9 +92,12 @@ def tiny_tokenizer() -> Any:
     vocab = {tok: i for i, tok in enumerate((*_TINY_SPECIALS, *_TINY_PUNCT, *_TINY_WORDS))}
     tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.Sequence(
-        [pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Split("<image>", "isolated"),
-         pre_tokenizers.Punctuation("isolated")]
-    )  # fmt: skip
+        [
+            pre_tokenizers.WhitespaceSplit(),
+            pre_tokenizers.Split("<image>", "isolated"),
+            pre_tokenizers.Punctuation("isolated"),
+        ]
+    )
     fast = PreTrainedTokenizerFast(
         tokenizer_object=tok, pad_token="<pad>", bos_token="<s>", eos_token="</s>", unk_token="<unk>"
     )
@@ -109,13 +124,25 @@ def preset_config(name: str) -> Any:
     if name in ("llava-tiny", "llava-tiny-mistral"):
         vocab = len(_TINY_SPECIALS) + len(_TINY_PUNCT) + len(_TINY_WORDS)
         vision = CLIPVisionConfig(
-            hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-            image_size=56, patch_size=14, projection_dim=32,
-        )  # fmt: skip  # 56/14 = 4 -> 4x4 = 16 image tokens
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            image_size=56,
+            patch_size=14,
+            projection_dim=32,
+        )  # 56/14 = 4 -> 4x4 = 16 image tokens
         common = dict(
-            vocab_size=vocab, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-            max_position_embeddings=256, pad_token_id=0, bos_token_id=1, eos_token_id=2,
-        )  # fmt: skip
+            vocab_size=vocab,
+            hidden_size=64,
+            intermediate_size=128,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            max_position_embeddings=256,
+            pad_token_id=0,
+            bos_token_id=1,
+            eos_token_id=2,
+        )
         text = (
             LlamaConfig(num_key_value_heads=4, **common)
             if name == "llava-tiny"
@@ -130,14 +157,29 @@ def preset_config(name: str) -> Any:
         # mlp2x_gelu projector; vocabulary 32000 + <image> + <pad>, padded to 32064 as llava-hf does.
         vision = CLIPVisionConfig(**_KNOWN_VISION_TOWERS["openai/clip-vit-large-patch14-336"])
         text = MistralConfig(
-            vocab_size=32064, hidden_size=4096, intermediate_size=14336, num_hidden_layers=32,
-            num_attention_heads=32, num_key_value_heads=8, max_position_embeddings=32768, rope_theta=1e6,
-            sliding_window=None, rms_norm_eps=1e-5, pad_token_id=32001, bos_token_id=1, eos_token_id=2,
-        )  # fmt: skip
+            vocab_size=32064,
+            hidden_size=4096,
+            intermediate_size=14336,
+            num_hidden_layers=32,
+            num_attention_heads=32,
+            num_key_value_heads=8,
+            max_position_embeddings=32768,
+            rope_theta=1e6,
+            sliding_window=None,
+            rms_norm_eps=1e-5,
+            pad_token_id=32001,
+            bos_token_id=1,
+            eos_token_id=2,
+        )
         return LlavaConfig(
-            vision_config=vision, text_config=text, image_token_id=32000, image_seq_length=576,
-            projector_hidden_act="gelu", vision_feature_layer=-2, vision_feature_select_strategy="default",
-        )  # fmt: skip
+            vision_config=vision,
+            text_config=text,
+            image_token_id=32000,
+            image_seq_length=576,
+            projector_hidden_act="gelu",
+            vision_feature_layer=-2,
+            vision_feature_select_strategy="default",
+        )
     raise ConfigError(f"unknown LLaVA preset {name!r}; presets: {', '.join(PRESETS)}")
 
 
@@ -198,16 +240,27 @@ def convert_original_config(cfg: dict[str, Any], folder: Path, vocab_size: int, 
             f"{folder}: mm_projector_type {proj!r} is not supported (HF Llava has the mlp2x_gelu projector only)"
         )
     if cfg.get("mm_vision_select_feature", "patch") != "patch":
-        raise CheckpointError(f"{folder}: mm_vision_select_feature {cfg['mm_vision_select_feature']!r} unsupported")
+        raise CheckpointError(
+            f"{folder}: mm_vision_select_feature {cfg['mm_vision_select_feature']!r} unsupported"
+        )
     vision, _ = _vision_config_for(str(cfg["mm_vision_tower"]), folder)
     if int(cfg.get("mm_hidden_size", vision.hidden_size)) != vision.hidden_size:
         raise CheckpointError(
             f"{folder}: mm_hidden_size {cfg['mm_hidden_size']} != vision tower hidden size {vision.hidden_size}"
         )
     keys = (
-        "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads",
-        "max_position_embeddings", "rms_norm_eps", "rope_theta", "hidden_act", "bos_token_id", "eos_token_id",
-    )  # fmt: skip
+        "hidden_size",
+        "intermediate_size",
+        "num_hidden_layers",
+        "num_attention_heads",
+        "num_key_value_heads",
+        "max_position_embeddings",
+        "rms_norm_eps",
+        "rope_theta",
+        "hidden_act",
+        "bos_token_id",
+        "eos_token_id",
+    )
     text_kwargs = {k: cfg[k] for k in keys if k in cfg}
     archs = " ".join(cfg.get("architectures") or []) + " " + str(cfg.get("model_type", ""))
     if "mistral" in archs.lower():
@@ -216,10 +269,15 @@ def convert_original_config(cfg: dict[str, Any], folder: Path, vocab_size: int, 
         text = LlamaConfig(vocab_size=vocab_size, **text_kwargs)
     grid = vision.image_size // vision.patch_size
     return LlavaConfig(
-        vision_config=vision, text_config=text, image_token_id=image_token_id, image_seq_length=grid * grid,
-        projector_hidden_act="gelu", vision_feature_layer=int(cfg.get("mm_vision_select_layer", -2)),
-        vision_feature_select_strategy="default", tie_word_embeddings=bool(cfg.get("tie_word_embeddings", False)),
-    )  # fmt: skip
+        vision_config=vision,
+        text_config=text,
+        image_token_id=image_token_id,
+        image_seq_length=grid * grid,
+        projector_hidden_act="gelu",
+        vision_feature_layer=int(cfg.get("mm_vision_select_layer", -2)),
+        vision_feature_select_strategy="default",
+        tie_word_embeddings=bool(cfg.get("tie_word_embeddings", False)),
+    )
 
 
 _KEY_RULES = (
@@ -309,9 +367,14 @@ def load_original_llava(
     for key, value in state.items():
         want = model.state_dict()[key].shape
         if tuple(value.shape) != tuple(want):
-            raise CheckpointError(f"{folder}: weight {key} has shape {tuple(value.shape)}, expected {tuple(want)}")
+            raise CheckpointError(
+                f"{folder}: weight {key} has shape {tuple(value.shape)}, expected {tuple(want)}"
+            )
     target = dtype or state["model.language_model.embed_tokens.weight"].dtype
-    state = {k: v.to(device=device or "cpu", dtype=target if v.is_floating_point() else v.dtype) for k, v in state.items()}
+    state = {
+        k: v.to(device=device or "cpu", dtype=target if v.is_floating_point() else v.dtype)
+        for k, v in state.items()
+    }
     model.load_state_dict(state, strict=False, assign=True)
     if config.tie_word_embeddings:
         model.tie_weights()
@@ -319,9 +382,14 @@ def load_original_llava(
     grid = config.vision_config.image_size // config.vision_config.patch_size
     pad = cfg.get("image_aspect_ratio", "square") == "pad"
     return LlavaBase(
-        model=model.eval(), tokenizer=tokenizer, image_processor=_clip_processor(config.vision_config.image_size, pad),
-        name=str(folder), image_token_id=image_token_id, grid=grid, image_aspect_ratio="pad" if pad else "crop",
-    )  # fmt: skip
+        model=model.eval(),
+        tokenizer=tokenizer,
+        image_processor=_clip_processor(config.vision_config.image_size, pad),
+        name=str(folder),
+        image_token_id=image_token_id,
+        grid=grid,
+        image_aspect_ratio="pad" if pad else "crop",
+    )
 
 
 def _materialise_buffers(model: Any, device: Any) -> None:
@@ -338,7 +406,9 @@ def _materialise_buffers(model: Any, device: Any) -> None:
             continue
         for buf_name in metas:
             if buf_name != "position_ids":
-                raise CheckpointError(f"buffer {buf_name} of {type(module).__name__} could not be materialised")
+                raise CheckpointError(
+                    f"buffer {buf_name} of {type(module).__name__} could not be materialised"
+                )
             shape = module._buffers[buf_name].shape
             module._buffers[buf_name] = torch.arange(shape[-1], device=device).expand(shape).contiguous()
 
@@ -377,19 +447,28 @@ def _load_hf_folder(folder: Path, *, name: str, dtype: Any, device: Any, attn: s
 
     try:
         model = LlavaForConditionalGeneration.from_pretrained(
-            str(folder), dtype=dtype or "auto", attn_implementation=attn, local_files_only=True,
+            str(folder),
+            dtype=dtype or "auto",
+            attn_implementation=attn,
+            local_files_only=True,
             device_map=str(device) if device is not None else None,
-        )  # fmt: skip
+        )
     except Exception as err:  # noqa: BLE001 - re-raised with the folder named
-        raise CheckpointError(f"{folder}: not a loadable HF Llava checkpoint ({type(err).__name__}: {err})") from err
+        raise CheckpointError(
+            f"{folder}: not a loadable HF Llava checkpoint ({type(err).__name__}: {err})"
+        ) from err
     image_processor = None
     if (folder / "preprocessor_config.json").is_file():
         image_processor = AutoImageProcessor.from_pretrained(str(folder), local_files_only=True)
     vc = model.config.vision_config
     return LlavaBase(
-        model=model.eval(), tokenizer=_maybe_tokenizer(folder), image_processor=image_processor, name=name,
-        image_token_id=int(model.config.image_token_id), grid=vc.image_size // vc.patch_size,
-    )  # fmt: skip
+        model=model.eval(),
+        tokenizer=_maybe_tokenizer(folder),
+        image_processor=image_processor,
+        name=name,
+        image_token_id=int(model.config.image_token_id),
+        grid=vc.image_size // vc.patch_size,
+    )
 
 
 def load_llava(
@@ -410,9 +489,13 @@ def load_llava(
         tokenizer = tiny_tokenizer() if name != "llava-med-arch" else None
         vc = config.vision_config
         return LlavaBase(
-            model=model, tokenizer=tokenizer, image_processor=_clip_processor(vc.image_size, pad=False), name=name,
-            image_token_id=int(config.image_token_id), grid=vc.image_size // vc.patch_size,
-        )  # fmt: skip
+            model=model,
+            tokenizer=tokenizer,
+            image_processor=_clip_processor(vc.image_size, pad=False),
+            name=name,
+            image_token_id=int(config.image_token_id),
+            grid=vc.image_size // vc.patch_size,
+        )
     tried = []
     folder = Path(name).expanduser()
     if folder.is_dir():
