@@ -46,6 +46,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--text-hidden", type=int, help="override the preset's text hidden size (intermediate = 4x)")
+    p.add_argument("--text-layers", type=int, help="override the preset's number of text layers")
+    p.add_argument("--image-size", type=int, help="override the preset's image size (grid = size / patch)")
     p.add_argument("--only", choices=["a3tune", "lora"], help=argparse.SUPPRESS)
     return p.parse_args(argv)
 
@@ -76,13 +79,28 @@ def make_batch(base, batch_size: int, text_tokens: int, device: torch.device, dt
 
 def run_one(args: argparse.Namespace) -> dict:
     from medpeft.a3tune import A3TuneConfig, A3TuneModel
-    from medpeft.backbones.llava import load_llava
+    from medpeft.backbones.llava import LlavaBase, build_from_config, load_llava, preset_config
 
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     dtype = torch.bfloat16 if args.precision == "bf16" else torch.float32
-    base = load_llava(args.preset, dtype=dtype, device=device, seed=args.seed)
+    if args.text_hidden or args.text_layers or args.image_size:
+        config = preset_config(args.preset)
+        text, vision = config.text_config, config.vision_config
+        if args.text_hidden:
+            text.hidden_size, text.intermediate_size = args.text_hidden, 4 * args.text_hidden
+            text.head_dim = args.text_hidden // text.num_attention_heads
+        if args.text_layers:
+            text.num_hidden_layers = args.text_layers
+        if args.image_size:
+            vision.image_size = args.image_size
+        grid = vision.image_size // vision.patch_size
+        config.image_seq_length = grid * grid
+        model = build_from_config(config, dtype=dtype, device=device, seed=args.seed, attn="sdpa")
+        base = LlavaBase(model, None, None, f"{args.preset}+overrides", int(config.image_token_id), grid)
+    else:
+        base = load_llava(args.preset, dtype=dtype, device=device, seed=args.seed)
     cfg = A3TuneConfig() if args.only == "a3tune" else A3TuneConfig.plain_lora()
     model = A3TuneModel(base, cfg)
     model.train()
