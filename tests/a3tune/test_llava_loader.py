@@ -129,3 +129,30 @@ def test_presets_and_tokenizer():
     )
     assert (v.image_size, v.patch_size, v.hidden_size, v.num_hidden_layers) == (336, 14, 1024, 24)
     assert med.image_seq_length == 576 == (v.image_size // v.patch_size) ** 2
+
+
+def test_hub_id_from_offline_cache(monkeypatch, tmp_path):
+    src = tiny("llava-tiny")
+    repo = tmp_path / "cache" / "models--someone--tiny-llava"
+    snap = repo / "snapshots" / ("0" * 40)
+    src.model.save_pretrained(str(snap))
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text("0" * 40)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "cache"))
+    import huggingface_hub.constants as hc
+
+    monkeypatch.setattr(hc, "HF_HUB_CACHE", str(tmp_path / "cache"))
+    back = load_llava("someone/tiny-llava")
+    assert back.name == "someone/tiny-llava" and back.grid == 4
+    a, b = src.model.state_dict(), back.model.state_dict()
+    assert set(a) == set(b) and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_llava_med_arch_builds_on_meta_cheaply():
+    base = load_llava("llava-med-arch", device="meta", dtype=torch.bfloat16)
+    n = sum(p.numel() for p in base.model.parameters())
+    assert 7.4e9 < n < 7.8e9  # Mistral-7B (32064 vocab) + CLIP ViT-L/14-336 + mlp2x_gelu projector
+    assert base.grid == 24 and base.image_seq_length == 576 and base.image_token_id == 32000
+    k = base.model.model.language_model.layers[0].self_attn.k_proj
+    assert (k.in_features, k.out_features) == (4096, 1024) and k.weight.is_meta

@@ -130,3 +130,47 @@ def test_balance_loss_normalisation():
     v1 = (0.9 * 1.0 + 0.1 * 0.0) * 2
     got = balance_loss({0: (p, c, s), 1: (p, c, s)}, 2, 2, 1)
     assert got.item() == pytest.approx((v0 + v1) / 2)
+
+
+def test_trainable_parameters_are_language_model_adapters_only():
+    base = tiny("llava-tiny-mistral")
+    model = A3TuneModel(base, A3TuneConfig(q_experts=2, k_experts=3, moe_rank=2, lora_rank=4))
+    names = set(model.trainable_parameters())
+    assert names and all(".language_model.layers." in n for n in names)
+    kinds = {n.split(".self_attn.")[-1] if ".self_attn." in n else n.split(".mlp.")[-1] for n in names}
+    assert kinds == {
+        "q_proj.lora_A", "q_proj.lora_B", "q_proj.router.weight", "q_proj.router.bias",
+        "k_proj.lora_A", "k_proj.lora_B", "k_proj.router.weight", "k_proj.router.bias",
+        *{f"{t}.lora_{ab}.default.weight" for t in ("v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+          for ab in "AB"},
+    }  # fmt: skip
+    k = base.model.model.language_model.layers[0].self_attn.k_proj
+    assert isinstance(k, KMoELinear) and k.lora_B.shape == (3, 32, 2)  # GQA: out = k_proj.out_features
+
+
+def test_config_validation_and_presets():
+    from medpeft.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="align_loss='cosine'"):
+        A3TuneConfig(align_loss="cosine")
+    with pytest.raises(ConfigError, match="k_top=5"):
+        A3TuneConfig(k_experts=4, k_top=5)
+    vqa, rep = A3TuneConfig.preset("paper-vqa"), A3TuneConfig.preset("paper-report")
+    assert (vqa.align_weight, vqa.balance_weight, vqa.q_experts, vqa.k_experts, vqa.k_top) == (
+        0.03,
+        0.0,
+        8,
+        16,
+        1,
+    )
+    assert (rep.align_weight, rep.balance_weight, rep.q_experts, rep.k_experts, rep.k_top) == (
+        0.08,
+        0.01,
+        1,
+        8,
+        2,
+    )
+    assert vqa.top_heads == 32 and A3TuneConfig().top_heads == 128
+    plain = A3TuneConfig.plain_lora()
+    assert (plain.moe, plain.align, plain.method) == (False, False, "lora")
+    assert A3TuneConfig.from_dict(vqa.to_dict()) == vqa
