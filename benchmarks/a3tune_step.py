@@ -5,7 +5,8 @@
 
 Prints one JSON object with, per method, the median step seconds (forward + loss + backward + AdamW step, after
 ``--warmup`` steps) and the peak memory, the ratios ``a3tune / lora`` (targets: time <= 1.25, memory <= 1.3),
-the settings and the machine (``medpeft.runtime.versions``).
+the settings and the machine (``medpeft.runtime.versions``). On a CPU shared with other jobs, compare
+``cpu_time_ratio`` (process CPU seconds: the work, not the waiting; use ``--threads 1``).
 
 * ``a3tune``: ``A3TuneConfig()`` (the authors' SLAKE values: A³MoE with 8 Q / 16 K experts r16 on q/k, LoRA r64
   on v/o/gate/up/down, all-layer attention recording, top-128 heads, ratio alignment loss with λ 0.03 against
@@ -46,7 +47,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--text-hidden", type=int, help="override the preset's text hidden size (intermediate = 4x)")
+    p.add_argument(
+        "--text-hidden", type=int, help="override the preset's text hidden size (intermediate = 4x)"
+    )
     p.add_argument("--text-layers", type=int, help="override the preset's number of text layers")
     p.add_argument("--image-size", type=int, help="override the preset's image size (grid = size / patch)")
     p.add_argument("--only", choices=["a3tune", "lora"], help=argparse.SUPPRESS)
@@ -114,10 +117,10 @@ def run_one(args: argparse.Namespace) -> dict:
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    times, last = [], None
+    times, cpu_times, last = [], [], None
     for step in range(args.warmup + args.steps):
         sync()
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         out = model(input_ids=ids, attention_mask=mask, pixel_values=pixels, labels=labels, weak_masks=masks)
         opt.zero_grad(set_to_none=True)
         out.loss.backward()
@@ -125,6 +128,7 @@ def run_one(args: argparse.Namespace) -> dict:
         sync()
         if step >= args.warmup:
             times.append(time.perf_counter() - t0)
+            cpu_times.append(time.process_time() - c0)
         last = out
     peak = (
         torch.cuda.max_memory_allocated(device)
@@ -135,6 +139,7 @@ def run_one(args: argparse.Namespace) -> dict:
         "method": args.only,
         "median_step_s": statistics.median(times),
         "step_s": times,
+        "median_step_cpu_s": statistics.median(cpu_times),
         "peak_memory_bytes": int(peak),
         "trainable_parameters": sum(p.numel() for p in params),
         "loss": float(last.loss.detach()),
@@ -169,6 +174,7 @@ def main(argv: list[str] | None = None) -> None:
         "a3tune": a,
         "lora": b,
         "time_ratio": a["median_step_s"] / b["median_step_s"],
+        "cpu_time_ratio": a["median_step_cpu_s"] / b["median_step_cpu_s"],
         "memory_ratio": a["peak_memory_bytes"] / b["peak_memory_bytes"],
         "targets": {"time_ratio": 1.25, "memory_ratio": 1.3},
         "memory_kind": "cuda max_memory_allocated"
