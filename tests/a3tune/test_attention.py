@@ -114,6 +114,8 @@ def test_gradient_checkpointing_same_loss_and_grads():
         model.train()
         if ckpt:
             model.enable_gradient_checkpointing()
+            layers = base.model.model.language_model.layers
+            assert all(layer.gradient_checkpointing for layer in layers)
         ids, mask, labels, pixels = batch(base, [(3, 4, 3), (1, 2, 2)], side="right")
         out = model(
             input_ids=ids,
