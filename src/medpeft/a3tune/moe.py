@@ -38,15 +38,17 @@ class _Experts(nn.Module):
         self.rank = rank
         self.scaling = alpha / rank
         w = base.weight
+        # Adapters of a half-precision base are kept in float32 (as peft does), their input cast to it.
+        dtype = torch.float32 if w.dtype in (torch.float16, torch.bfloat16) else w.dtype
         self.lora_A = nn.Parameter(
-            torch.empty(num_experts, rank, base.in_features, device=w.device, dtype=w.dtype)
+            torch.empty(num_experts, rank, base.in_features, device=w.device, dtype=dtype)
         )
         self.lora_B = nn.Parameter(
-            torch.zeros(num_experts, base.out_features, rank, device=w.device, dtype=w.dtype)
+            torch.zeros(num_experts, base.out_features, rank, device=w.device, dtype=dtype)
         )
         for e in range(num_experts):
             nn.init.kaiming_uniform_(self.lora_A.data[e], a=math.sqrt(5))
-        self.router = nn.Linear(base.in_features, num_experts, bias=True, device=w.device, dtype=w.dtype)
+        self.router = nn.Linear(base.in_features, num_experts, bias=True, device=w.device, dtype=dtype)
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         self.ctx = None
 
@@ -65,9 +67,10 @@ class _Experts(nn.Module):
     def mixture(self, x: torch.Tensor, gates: torch.Tensor) -> torch.Tensor:
         """Σₑ gatesₑ · dropout(x)·Aₑᵀ·Bₑᵀ·scaling; ``gates`` broadcast against x's leading dims + [E]."""
         e, r = self.num_experts, self.rank
-        h = self.dropout(x) @ self.lora_A.reshape(e * r, -1).T
+        h = self.dropout(x.to(self.lora_A.dtype)) @ self.lora_A.reshape(e * r, -1).T
         h = h * gates.to(h.dtype).repeat_interleave(r, dim=-1)
-        return (h @ self.lora_B.permute(1, 0, 2).reshape(self.out_features, e * r).T) * self.scaling
+        out = (h @ self.lora_B.permute(1, 0, 2).reshape(self.out_features, e * r).T) * self.scaling
+        return out.to(x.dtype)
 
     def context(self):
         if self.ctx is None:
@@ -94,7 +97,7 @@ class QMoELinear(_Experts):
         else:
             q = ctx.question_mask.to(x.dtype)[..., None]
             pooled = (x * q).sum(1) / q.sum(1)
-            gates = torch.softmax(self.router(pooled).float(), dim=-1)
+            gates = torch.softmax(self.router(pooled.to(self.router.weight.dtype)).float(), dim=-1)
             if ctx.recording:
                 ctx.routing[self.layer_idx] = gates.detach()
         return y + self.mixture(x, gates[:, None, :])
@@ -145,7 +148,7 @@ class KMoELinear(_Experts):
         if ctx.decode or image.shape != x.shape[:2] or not bool(image.any()):
             return y
         xi = x[image]
-        probs = torch.softmax(self.router(xi).float(), dim=-1)
+        probs = torch.softmax(self.router(xi.to(self.router.weight.dtype)).float(), dim=-1)
         w, chosen = self.weights(probs)
         delta = torch.zeros_like(y)
         delta[image] = self.mixture(xi, w).to(y.dtype)
