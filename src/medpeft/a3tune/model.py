@@ -269,9 +269,12 @@ class A3TuneModel(nn.Module):
 
     @torch.no_grad()
     def generate(self, *args: Any, record_attention: bool = False, **kwargs: Any) -> Any:
-        """``LlavaForConditionalGeneration.generate`` with the adapters; the Q-MoE routing of the prefill is reused
-        at every cached decoding step. ``record_attention``: keep the prefill's head ratios
-        (:attr:`last_generation_ratios`)."""
+        """``LlavaForConditionalGeneration.generate`` with the adapters; the Q-MoE routing of the prefill (question =
+        every prompt token after the image) is reused at every cached decoding step, and the K-MoE is inactive
+        there (no image tokens). With ``use_cache=False`` each step is a full forward whose routing also sees the
+        tokens generated so far. ``record_attention``: keep the prefill's head ratios
+        (:attr:`last_generation_ratios`). One ``generate`` at a time per model (the prefill context is kept on
+        the model between its steps)."""
         self._generation = {"record": record_attention, "prefill": None}
         try:
             return self.llava.generate(*args, **kwargs)
