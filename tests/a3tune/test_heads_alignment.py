@@ -116,3 +116,35 @@ def test_alignment_equals_plain_computation_from_eager(name, kind):
             )
         torch.testing.assert_close(out.head_ratios[b], ratio, atol=1e-6, rtol=0)
     torch.testing.assert_close(out.align_loss, torch.stack(losses).mean(), atol=1e-5, rtol=1e-5)
+
+
+def test_all_zero_mask_edge_cases():
+    abar = (torch.rand(3, 4) + 0.1).requires_grad_(True)
+    zero = torch.zeros(1, 4)
+    loss, _ = sample_alignment(abar, zero, "ratio")
+    assert loss.item() == pytest.approx(1.0)  # a = 0 for every row: constant, as in the authors' code
+    loss.backward()
+    assert torch.count_nonzero(abar.grad) == 0
+    kl, _ = sample_alignment(abar.detach(), zero, "kl")
+    assert kl.item() == 0.0
+
+
+def test_recorder_in_bf16_close_to_eager():
+    base = tiny("llava-tiny-mistral")
+    base.model.to(torch.bfloat16)
+    eager = tiny("llava-tiny-mistral", attn="eager")
+    eager.model.to(torch.bfloat16)
+    model = A3TuneModel(base, A3TuneConfig(top_heads=3, q_experts=2, k_experts=2, moe_rank=2, lora_rank=2))
+    ids, mask, labels, pixels = batch(base, [(3, 4, 3), (1, 2, 2)], side="left")
+    pixels = pixels.to(torch.bfloat16)
+    with torch.no_grad():
+        out = model(input_ids=ids, attention_mask=mask, pixel_values=pixels, labels=labels)
+        att = eager.model(input_ids=ids, attention_mask=mask, pixel_values=pixels, output_attentions=True)
+    for b in range(2):
+        pos = torch.arange(ids.shape[1])
+        img = ids[b] == base.image_token_id
+        rows = mask[b].bool() & (pos > pos[img].max())
+        for layer in range(2):
+            a = att.attentions[layer][b][:, rows].float()
+            ratio = a[..., img].sum((1, 2)) / a.sum((1, 2))
+            torch.testing.assert_close(out.head_ratios[b, layer], ratio, atol=2e-2, rtol=0)

@@ -174,3 +174,16 @@ def test_config_validation_and_presets():
     plain = A3TuneConfig.plain_lora()
     assert (plain.moe, plain.align, plain.method) == (False, False, "lora")
     assert A3TuneConfig.from_dict(vqa.to_dict()) == vqa
+
+
+def test_official_k_router_learns_through_balance_loss_only():
+    base = tiny("llava-tiny")
+    cfg = A3TuneConfig(k_routing="official", balance_weight=0.1, align=False, align_weight=0.0, q_experts=2,
+                       k_experts=4, moe_rank=2, lora_rank=2)  # fmt: skip
+    model = A3TuneModel(base, cfg)
+    ids, mask, labels, pixels = batch(base, [(2, 3, 3)])
+    out = model(input_ids=ids, attention_mask=mask, pixel_values=pixels, labels=labels)
+    assert out.balance_loss.item() > 0
+    out.loss.backward()
+    ks = [m for _, m in model.moe_modules() if isinstance(m, KMoELinear)]
+    assert all(m.router.weight.grad.abs().sum() > 0 for m in ks)
