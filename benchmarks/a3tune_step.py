@@ -155,6 +155,8 @@ def main(argv: list[str] | None = None) -> None:
         return
     from medpeft.runtime import versions
 
+    if args.threads:
+        torch.set_num_threads(args.threads)  # so the reported machine says what the runs used
     results = {}
     base_argv = [a for a in (argv if argv is not None else sys.argv[1:])]
     for method in ("lora", "a3tune"):
