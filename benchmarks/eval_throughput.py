@@ -125,8 +125,8 @@ def _sync(device: torch.device, start: float) -> float:
 def batched(model, data: Path, device: torch.device, batch_size: int, workers: int) -> dict:
     """The calls ``evaluate`` makes, in its order, each timed (output files are not written)."""
     from medpeft.evaluation.inference import encode_class_prompts, merged_lora, score_images
-    from medpeft.evaluation.options import InferenceOptions
     from medpeft.evaluation.metrics import classification_metrics
+    from medpeft.evaluation.options import InferenceOptions
     from medpeft.evaluation.zero_shot import load_eval_set
 
     start = time.perf_counter()

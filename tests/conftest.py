@@ -1,4 +1,5 @@
-"""Shared fixtures. ``../shared`` (beside the checkout) holds the parity fixtures; tests that need it skip without it."""
+"""Shared fixtures. ``../shared`` (beside the checkout) holds the parity fixtures; tests that need them skip
+without them (users' clones), and fail instead under ``MEDPEFT_REQUIRE_PARITY=1`` (CI sets it)."""
 
 from __future__ import annotations
 
@@ -15,12 +16,19 @@ SHARED = (REPO / ".." / "shared").resolve()
 PARITY = Path(os.environ.get("MEDPEFT_PARITY_DIR") or SHARED / "parity").resolve()
 
 
+def parity_required() -> bool:
+    return os.environ.get("MEDPEFT_REQUIRE_PARITY", "0") not in ("", "0", "false", "False")
+
+
 def _need_parity() -> Path:
     if not (PARITY / "ACE_LoRA.pt").is_file() or not (PARITY / "reference_seed0.pt").is_file():
-        pytest.skip(
+        reason = (
             f"parity fixtures not found at {PARITY} (they live in ../shared/parity beside the checkout, "
             "or where MEDPEFT_PARITY_DIR points; users' clones do not have them)"
         )
+        if parity_required():
+            pytest.fail(f"MEDPEFT_REQUIRE_PARITY=1: {reason}", pytrace=False)
+        pytest.skip(reason)
     return PARITY
 
 

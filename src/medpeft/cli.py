@@ -20,9 +20,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Parameter-efficient adaptation of medical vision-language models (ACE-LoRA on BiomedCLIP).",
         epilog="Run 'medpeft COMMAND --help' for the options of one command.",
     )
-    from medpeft import __version__
+    from medpeft.runtime import medpeft_version
 
-    parser.add_argument("--version", action="version", version=f"medpeft {__version__}")
+    parser.add_argument("--version", action="version", version=f"medpeft {medpeft_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
         module = importlib.import_module(f"medpeft.commands.{name}")

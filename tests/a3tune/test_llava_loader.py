@@ -118,6 +118,7 @@ def test_presets_and_tokenizer():
     enc = base.tokenizer("<image> what is in the image ?")["input_ids"]
     assert enc[0] == base.image_token_id and base.tokenizer.unk_token_id not in enc
     a, b = tiny("llava-tiny", seed=3).model.state_dict(), tiny("llava-tiny", seed=3).model.state_dict()
+    assert set(a) == set(b) and len(a) > 0
     assert all(torch.equal(a[k], b[k]) for k in a)
     med = preset_config("llava-med-arch")  # cheap: a config, no weights
     t, v = med.text_config, med.vision_config

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from medpeft.cli import main
-from medpeft.data.labels import DATASETS, resolve_dataset
+from medpeft.data.datasets import DATASETS, resolve_dataset
 from medpeft.data.synthetic import synthesize
 from medpeft.errors import ConfigError, OutputExistsError
 

@@ -169,7 +169,9 @@ def test_batched_equals_one_image_at_a_time(tiny_model, noise_set):
     batched = evaluate(tiny_model, noise_set, batch_size=3, n_bootstrap=0, out_dir=None)
     # LoRA was merged for scoring, then the exact weights (and the training flag) came back
     assert tiny_model.training and not tiny_model.is_merged
-    assert all(torch.equal(v, before[k]) for k, v in tiny_model.state_dict().items())
+    after = tiny_model.state_dict()
+    assert set(after) == set(before) and len(before) > 0
+    assert all(torch.equal(v, before[k]) for k, v in after.items())
     tiny_model.eval()
     prompts = [list(v) for v in batched["prompts"].values()]
     paths = sorted((noise_set / "images").glob("*.png"))

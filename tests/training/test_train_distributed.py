@@ -13,7 +13,8 @@ import torch
 from safetensors.torch import load_file
 from train_helpers import small_manifest
 
-from medpeft.train import load_run_config, train
+from medpeft.training.loop import train
+from medpeft.training.run_config import load_run_config
 
 
 def test_two_processes_with_gather_match_one_process(tiny_dir, pristine_tiny, mimic, tmp_path):

@@ -13,10 +13,9 @@ import medpeft
 from medpeft.cli import main
 from medpeft.errors import ConfigError, DataError, OutputExistsError
 from medpeft.runtime import seed_everything
-from medpeft.train import train
 from medpeft.training.data import Collate, ManifestDataset, read_training_manifest
 from medpeft.training.guards import NonFiniteLossError
-from medpeft.training.loop import enable_gradient_checkpointing
+from medpeft.training.loop import enable_gradient_checkpointing, train
 from medpeft.training.run_config import load_run_config
 
 
@@ -194,6 +193,7 @@ def test_worker_processes_and_accumulation_keep_the_numbers(eight, pristine_tiny
         medpeft.AceLoraModel.from_pretrained(copy.deepcopy(pristine_tiny), f).adapter_state_dict()
         for f in finals
     )
+    assert set(a) == set(b) and len(a) > 0
     assert all(torch.equal(a[k], b[k]) for k in a)
     accumulated = train(
         copy.deepcopy(pristine_tiny), eight, tmp_path / "accum", rc.train.replace(grad_accum=2), rc.model

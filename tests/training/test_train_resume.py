@@ -15,7 +15,8 @@ import torch
 from safetensors.torch import load_file
 from train_helpers import TRAIN_SCRIPT, one_thread, small_manifest
 
-from medpeft.train import load_run_config, train
+from medpeft.training.loop import train
+from medpeft.training.run_config import load_run_config
 
 STEPS = {"epochs": 3, "checkpoint_every": 2}  # 8 samples, batch 4: 6 steps, checkpoints at 2, 4, 6
 

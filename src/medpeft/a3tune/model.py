@@ -319,12 +319,17 @@ class A3TuneModel(nn.Module):
 
     def save_pretrained(self, out_dir: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
         """Write the adapter folder (atomic files; refuses a folder that already holds an adapter)."""
-        from medpeft.io import ensure_new_out_dir, safetensors_save, write_json
+        from medpeft.io import check_out_dir, safetensors_save, write_json
         from medpeft.runtime import versions
 
-        out = ensure_new_out_dir(
-            out_dir, overwrite, (CONFIG_FILE, PEFT_CONFIG_FILE, PEFT_WEIGHTS_FILE, MOE_FILE)
+        out = Path(out_dir)
+        check_out_dir(
+            out,
+            may_reuse=overwrite,
+            results=(CONFIG_FILE, PEFT_CONFIG_FILE, PEFT_WEIGHTS_FILE, MOE_FILE),
+            advice="pass overwrite=True to replace the adapter, or choose another folder",
         )
+        out.mkdir(parents=True, exist_ok=True)
         peft_cfg = self.peft.peft_config["default"].to_dict()
         peft_cfg = {k: sorted(v) if isinstance(v, set) else v for k, v in peft_cfg.items()}
         safetensors_save(self.peft_state_dict(), out / PEFT_WEIGHTS_FILE, metadata={"format": "pt"})

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from medpeft.backbones.tokenizer import TextTokenizer, build_wordpiece_tokenizer, load_hf_tokenizer
+from medpeft.backbones.tokenizer import TextTokenizer, load_hf_tokenizer, packaged_vocab, wordpiece_tokenizer
 from medpeft.errors import CheckpointError, ConfigError
 
 log = logging.getLogger(__name__)
@@ -212,9 +212,7 @@ def load_weights(clip: nn.Module, state: dict[str, torch.Tensor], source: str) -
 
 
 def _tiny_tokenizer(context_length: int, vocab_size: int) -> TextTokenizer:
-    from medpeft.data.synthetic.reports import report_corpus
-
-    return build_wordpiece_tokenizer(report_corpus(n=1500, seed=0), vocab_size, context_length)
+    return wordpiece_tokenizer(packaged_vocab(vocab_size), context_length)
 
 
 def _standin_tokenizer(context_length: int) -> TextTokenizer:

@@ -15,6 +15,8 @@ import torch
 
 from medpeft.errors import ConfigError
 
+VOCAB_ASSET = Path(__file__).resolve().parent.parent / "assets" / "wordpiece_vocab.txt"
+
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]  # ids 0..4, as in BiomedBERT's vocab
 
 
@@ -100,16 +102,28 @@ def wordpiece_vocab(corpus: Iterable[str], vocab_size: int) -> list[str]:
 
 
 def build_wordpiece_tokenizer(corpus: Iterable[str], vocab_size: int, context_length: int) -> TextTokenizer:
-    """An uncased BERT WordPiece tokenizer built offline (for the tiny preset and stand-in vocabularies).
+    """An uncased BERT WordPiece tokenizer built offline from a corpus (``wordpiece_vocab``)."""
+    return wordpiece_tokenizer(wordpiece_vocab(corpus, vocab_size), context_length)
+
+
+def packaged_vocab(vocab_size: int) -> list[str]:
+    """The first ``vocab_size`` tokens of the WordPiece vocabulary shipped with medpeft
+    (``assets/wordpiece_vocab.txt``: ``wordpiece_vocab`` of the synthetic report corpus, n=1500, seed 0, at
+    most 4096 tokens; the corpus has fewer words, so it holds all of them), so building the tiny presets
+    never runs the synthetic data generator."""
+    return VOCAB_ASSET.read_text(encoding="utf-8").splitlines()[:vocab_size]
+
+
+def wordpiece_tokenizer(vocab_list: list[str], context_length: int) -> TextTokenizer:
+    """An uncased BERT WordPiece tokenizer over ``vocab_list`` (for the tiny preset and stand-in vocabularies).
 
     Special tokens get BiomedBERT's ids ([PAD]=0, [UNK]=1, [CLS]=2, [SEP]=3, [MASK]=4) so that
-    id-level conventions (pad id 0, [CLS] first) hold for every backbone medpeft builds. The vocabulary
-    is a pure function of the corpus (``wordpiece_vocab``).
+    id-level conventions (pad id 0, [CLS] first) hold for every backbone medpeft builds.
     """
     from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
     from transformers import PreTrainedTokenizerFast
 
-    vocab = {token: i for i, token in enumerate(wordpiece_vocab(corpus, vocab_size))}
+    vocab = {token: i for i, token in enumerate(vocab_list)}
     tok = Tokenizer(models.WordPiece(vocab, unk_token="[UNK]"))
     tok.normalizer = normalizers.BertNormalizer(lowercase=True)
     tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()

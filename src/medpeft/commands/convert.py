@@ -47,7 +47,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from medpeft.conversion import convert
+    from medpeft.ace_lora.conversion import convert
 
     out = convert(args.src, args.dst, backbone=args.backbone, overwrite=args.overwrite)
     print(f"wrote {out}")

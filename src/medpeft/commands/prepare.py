@@ -7,8 +7,6 @@ from pathlib import Path
 
 from medpeft.commands import options
 
-DATASET_NAMES = ("mimic-cxr", "chexpert-5x200", "rsna", "siim", "nih-cxr14", "lc25000", "mhist", "generic")
-
 # (flag, build() keyword, argparse kwargs, datasets it applies to)
 _DATASET_OPTIONS: list[tuple[str, str, dict, str]] = [
     (
@@ -138,7 +136,9 @@ def register(sub: argparse._SubParsersAction) -> None:
             "Example: medpeft prepare mimic-cxr --raw /data/mimic-cxr-jpg --out prepared/mimic --image-size 256"
         ),
     )
-    p.add_argument("dataset", metavar="DATASET", help=f"one of: {', '.join(DATASET_NAMES)}")
+    from medpeft.data.datasets import DATASETS
+
+    p.add_argument("dataset", metavar="DATASET", help=f"one of: {', '.join((*DATASETS, 'generic'))}")
     p.add_argument(
         "--raw", type=Path, required=True, metavar="DIR", help="the dataset's raw folder (official layout)"
     )

@@ -34,7 +34,7 @@ examples:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from medpeft.data.labels import DATASETS
+    from medpeft.data.datasets import DATASETS
 
     p = sub.add_parser(
         "synth",

@@ -155,7 +155,8 @@ def run(args: argparse.Namespace) -> int:
     import logging
 
     from medpeft.errors import ConfigError
-    from medpeft.train import load_run_config, train
+    from medpeft.training.loop import train
+    from medpeft.training.run_config import load_run_config
 
     config = load_run_config(args.config, build_overrides(args))
     if config.data is None:

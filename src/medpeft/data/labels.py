@@ -6,8 +6,6 @@ apart by a typo ("Pleural Effusion" vs "Effusion").
 
 from __future__ import annotations
 
-from medpeft.errors import ConfigError
-
 #: The 14 CheXpert observations in the column order of CheXpert's ``train.csv`` and of
 #: MIMIC-CXR-JPG's ``mimic-cxr-2.0.0-chexpert.csv``; also the label columns of chest X-ray manifests.
 CHEXPERT_LABELS: tuple[str, ...] = (
@@ -70,20 +68,6 @@ NIH_LABELS: tuple[str, ...] = (
 #: What ``Finding Labels`` holds for an NIH image without any of the 14 findings.
 NIH_NO_FINDING = "No Finding"
 
-#: Dataset names accepted by ``prepare``, ``eval`` and ``synth``.
-DATASETS: tuple[str, ...] = ("mimic-cxr", "chexpert-5x200", "rsna", "siim", "nih-cxr14", "lc25000", "mhist")
-
-#: Other spellings users type; ``synth chexpert`` writes CheXpert's ``train.csv`` layout.
-DATASET_ALIASES: dict[str, str] = {
-    "chexpert": "chexpert-5x200",
-    "mimic": "mimic-cxr",
-    "mimic-cxr-jpg": "mimic-cxr",
-    "nih": "nih-cxr14",
-    "chestx-ray14": "nih-cxr14",
-    "siim-acr": "siim",
-    "rsna-pneumonia": "rsna",
-}
-
 #: LC25000 class folders, in the order used for class indices.
 LC25000_CLASSES: tuple[str, ...] = ("lung_aca", "lung_n", "lung_scc", "colon_aca", "colon_n")
 
@@ -107,18 +91,3 @@ LC25000_FILE_STEMS: dict[str, str] = {
 
 #: MHIST's ``Majority Vote Label`` values: hyperplastic polyp, sessile serrated adenoma.
 MHIST_CLASSES: tuple[str, ...] = ("HP", "SSA")
-
-
-def resolve_dataset(name: str) -> str:
-    """Return the canonical dataset name for ``name`` (case-insensitive, aliases allowed).
-
-    Raises ``ConfigError`` naming the valid choices, so a typo is one clear line on the CLI.
-    """
-    key = name.strip().lower().replace("_", "-")
-    key = DATASET_ALIASES.get(key, key)
-    if key not in DATASETS:
-        aliases = ", ".join(sorted(DATASET_ALIASES))
-        raise ConfigError(
-            f"unknown dataset {name!r}; valid names: {', '.join(DATASETS)} (aliases: {aliases})"
-        )
-    return key

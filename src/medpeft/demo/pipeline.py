@@ -92,7 +92,7 @@ def base_config():
 
 
 def train_config(settings: DemoSettings, seed: int, progress: bool):
-    from medpeft.train import TrainConfig
+    from medpeft.training.config import TrainConfig
 
     return TrainConfig(
         seed=seed,
@@ -143,7 +143,7 @@ def run_demo(
         write_report,
     )
     from medpeft.evaluation.zero_shot import evaluate
-    from medpeft.train import train
+    from medpeft.training.loop import train
 
     start = time.perf_counter()
     out = Path(out)
@@ -184,7 +184,10 @@ def run_demo(
     adapters: dict[str, Path] = {}
     configs = adapter_configs(settings)
     for i, (name, config) in enumerate(configs.items()):
-        _say(progress, f"[{3 + i}/{STAGES}] adapting it on synthetic MIMIC-CXR: {name} (medpeft.train)")
+        _say(
+            progress,
+            f"[{3 + i}/{STAGES}] adapting it on synthetic MIMIC-CXR: {name} (medpeft.train)",
+        )
         adapters[name] = train(
             load_backbone(generalist),  # a fresh backbone: train() injects LoRA in place
             prepared[TRAIN_DATASET],

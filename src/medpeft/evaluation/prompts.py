@@ -18,13 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from medpeft.data.labels import (
-    CHEXPERT_5X200_CLASSES,
-    LC25000_CLASSES,
-    MHIST_CLASSES,
-    NIH_LABELS,
-    resolve_dataset,
-)
+from medpeft.data.datasets import REGISTRY, resolve_dataset
 from medpeft.errors import ConfigError
 
 CHEST_XRAY_TEMPLATES: tuple[str, ...] = (
@@ -61,47 +55,17 @@ class DatasetPrompts:
         return build_prompts(self.class_names, self.templates)
 
 
+#: The zero-shot defaults of every registry dataset that has zero-shot classes (``data/datasets.py``).
 DATASETS: dict[str, DatasetPrompts] = {
-    d.dataset: d
-    for d in (
-        DatasetPrompts(
-            "chexpert-5x200",
-            "multiclass",
-            CHEXPERT_5X200_CLASSES,
-            CHEXPERT_5X200_CLASSES,
-            CHEST_XRAY_TEMPLATES,
-        ),
-        # RSNA Target / SIIM "has a pneumothorax mask": 0 and 1
-        DatasetPrompts("rsna", "binary", ("0", "1"), ("No Finding", "pneumonia"), CHEST_XRAY_TEMPLATES),
-        DatasetPrompts("siim", "binary", ("0", "1"), ("No Finding", "pneumothorax"), CHEST_XRAY_TEMPLATES),
-        DatasetPrompts(
-            "nih-cxr14",
-            "multilabel",
-            NIH_LABELS,
-            tuple(key.replace("_", " ") for key in NIH_LABELS),
-            CHEST_XRAY_TEMPLATES,
-        ),
-        DatasetPrompts(
-            "mhist",
-            "binary",
-            MHIST_CLASSES,
-            ("hyperplastic polyp", "sessile serrated adenoma"),
-            HISTOPATHOLOGY_TEMPLATES,
-        ),
-        DatasetPrompts(
-            "lc25000",
-            "multiclass",
-            LC25000_CLASSES,
-            (
-                "lung adenocarcinoma",
-                "benign lung tissue",
-                "lung squamous cell carcinoma",
-                "colon adenocarcinoma",
-                "benign colonic tissue",
-            ),
-            HISTOPATHOLOGY_TEMPLATES,
-        ),
+    name: DatasetPrompts(
+        name,
+        e.zero_shot.task,
+        e.zero_shot.label_keys,
+        e.zero_shot.class_names,
+        TEMPLATE_SETS[e.zero_shot.template_set],
     )
+    for name, e in REGISTRY.items()
+    if e.zero_shot is not None
 }
 
 

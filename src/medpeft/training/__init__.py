@@ -1,4 +1,2 @@
-"""Training: the accelerate loop, trustworthy checkpoints, seeded data order, guards and logs.
-
-``medpeft.train`` re-exports the public entry points (``train``, ``TrainConfig``, ``load_run_config``).
-"""
+"""The training machinery: ACE-LoRA's loop (``loop.train``, public as ``medpeft.train``) and the pieces a
+training loop reuses (checkpoints, resume, logs, guards, progress, run configuration)."""

@@ -17,6 +17,7 @@ from typing import Any
 
 import pandas as pd
 
+from medpeft.data.datasets import REGISTRY, resolve_dataset
 from medpeft.data.manifest import (
     SUMMARY,
     read_manifest,
@@ -30,27 +31,21 @@ from medpeft.data.prepare.splits import check_fraction, fraction_name, nested_fr
 from medpeft.errors import ConfigError, DataError
 from medpeft.io import check_out_dir
 
-__all__ = ["prepare", "PREPARERS", "format_summary"]
+__all__ = ["prepare", "format_summary"]
 
-#: dataset name -> module under ``medpeft.data.prepare`` with a ``build(ctx, **options)`` function.
-PREPARERS: dict[str, str] = {
-    "mimic-cxr": "mimic_cxr",
-    "chexpert-5x200": "chexpert_5x200",
-    "rsna": "rsna",
-    "siim": "siim",
-    "nih-cxr14": "nih_cxr14",
-    "lc25000": "lc25000",
-    "mhist": "mhist",
-    "generic": "generic",
-}
+#: The user's own image-text CSV: prepared by ``generic``, not a registry dataset.
+GENERIC = "generic"
+
+
+def preparer_module(name: str) -> str:
+    """The module under ``medpeft.data.prepare`` that prepares the canonical dataset ``name``."""
+    return "generic" if name == GENERIC else REGISTRY[name].preparer
 
 
 def resolve_name(dataset: str) -> str:
     """Canonical dataset name (aliases allowed); ``generic`` for a user's own image-text CSV."""
     if dataset.strip().lower() == "generic":
         return "generic"
-    from medpeft.data.labels import resolve_dataset
-
     try:
         return resolve_dataset(dataset)
     except ConfigError as err:
@@ -59,7 +54,7 @@ def resolve_name(dataset: str) -> str:
 
 def options_of(dataset: str) -> dict[str, Any]:
     """The dataset-specific keyword options of ``prepare(dataset, ...)`` with their defaults."""
-    module = importlib.import_module(f"medpeft.data.prepare.{PREPARERS[resolve_name(dataset)]}")
+    module = importlib.import_module(f"medpeft.data.prepare.{preparer_module(resolve_name(dataset))}")
     params = inspect.signature(module.build).parameters
     return {k: p.default for k, p in params.items() if p.kind is inspect.Parameter.KEYWORD_ONLY}
 
@@ -171,7 +166,7 @@ def prepare(
     if not raw.exists():
         raise DataError(f"--raw {raw} does not exist")
     _check_out(raw, out, overwrite)
-    module = importlib.import_module(f"medpeft.data.prepare.{PREPARERS[name]}")
+    module = importlib.import_module(f"medpeft.data.prepare.{preparer_module(name)}")
     accepted = options_of(name)
     unknown = sorted(set(options) - set(accepted))
     if unknown:
@@ -242,9 +237,9 @@ def prepare(
                 "outputs": outputs,
             }
         )
-        from medpeft import __version__
+        from medpeft.runtime import medpeft_version
 
-        summary["medpeft_version"] = __version__
+        summary["medpeft_version"] = medpeft_version()
         write_summary(stage, summary)
         _publish(stage, out, outputs)
     except BaseException:

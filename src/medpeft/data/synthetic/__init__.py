@@ -12,41 +12,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from medpeft.data.labels import resolve_dataset
+from medpeft.data.datasets import REGISTRY, resolve_dataset
 from medpeft.errors import ConfigError
-
-#: Writer module per canonical dataset name.
-WRITERS: dict[str, str] = {
-    "mimic-cxr": "medpeft.data.synthetic.mimic_cxr",
-    "chexpert-5x200": "medpeft.data.synthetic.chexpert",
-    "rsna": "medpeft.data.synthetic.rsna",
-    "siim": "medpeft.data.synthetic.siim",
-    "nih-cxr14": "medpeft.data.synthetic.nih_cxr14",
-    "lc25000": "medpeft.data.synthetic.lc25000",
-    "mhist": "medpeft.data.synthetic.mhist",
-}
-
-#: Default ``n`` (images; per class for chexpert-5x200 and lc25000).
-DEFAULT_N: dict[str, int] = {
-    "mimic-cxr": 64,
-    "chexpert-5x200": 20,
-    "rsna": 64,
-    "siim": 64,
-    "nih-cxr14": 64,
-    "lc25000": 20,
-    "mhist": 64,
-}
-
-#: Default image size in pixels: the height (MIMIC/CheXpert widths vary around it, as in the real archives).
-DEFAULT_IMAGE_SIZE: dict[str, int] = {
-    "mimic-cxr": 256,
-    "chexpert-5x200": 256,
-    "rsna": 256,
-    "siim": 256,
-    "nih-cxr14": 256,
-    "lc25000": 256,
-    "mhist": 224,
-}
 
 MIN_IMAGE_SIZE = 64
 MAX_IMAGE_SIZE = 4096
@@ -73,17 +40,17 @@ def synthesize(
     from medpeft.data.synthetic.output import prepare_out, write_truth
 
     name = resolve_dataset(dataset)
-    n = DEFAULT_N[name] if n is None else int(n)
+    n = REGISTRY[name].synth_n if n is None else int(n)
     if n < 1:
         raise ConfigError(f"n must be at least 1, got {n}")
     if int(seed) < 0:
         raise ConfigError(f"seed must be a non-negative integer, got {seed}")
-    size = DEFAULT_IMAGE_SIZE[name] if image_size is None else int(image_size)
+    size = REGISTRY[name].synth_image_size if image_size is None else int(image_size)
     if not MIN_IMAGE_SIZE <= size <= MAX_IMAGE_SIZE:
         raise ConfigError(
             f"image size must be between {MIN_IMAGE_SIZE} and {MAX_IMAGE_SIZE} pixels, got {size}"
         )
-    writer = importlib.import_module(WRITERS[name])
+    writer = importlib.import_module(f"medpeft.data.synthetic.{REGISTRY[name].writer}")
     root = prepare_out(Path(out), overwrite)
 
     bar = None
@@ -119,4 +86,4 @@ def synthesize(
     }
 
 
-__all__ = ["synthesize", "WRITERS", "DEFAULT_N", "DEFAULT_IMAGE_SIZE"]
+__all__ = ["synthesize"]

@@ -47,7 +47,7 @@ def test_local_folder_loads_saved_weights(filled_arch_backbone, tmp_path):
     state = write_biomedclip_folder(filled_arch_backbone, tmp_path / "bmc", safetensors=False)
     bb = load_backbone(tmp_path / "bmc")
     loaded = bb.clip.state_dict()
-    assert len(loaded) == 351
+    assert len(loaded) == 351 and set(loaded) == set(state)
     assert all(torch.equal(loaded[k], state[k]) for k in state)
     ids = bb.tokenizer(["No pleural effusion.", "mild   edema"])
     assert ids.shape == (2, 256) and ids[:, 0].tolist() == [2, 2] and bb.pad_id == 0
@@ -91,6 +91,7 @@ def test_hf_cache_offline(filled_arch_backbone, tmp_path):
         bb = medpeft.load_backbone("biomedclip")
         exp = torch.load({str(tmp_path / "expected.pt")!r}, weights_only=True)
         sd = bb.clip.state_dict()
+        assert set(exp) <= set(sd) and len(exp) == 2
         assert all(torch.equal(sd[k], v) for k, v in exp.items())
         print("OK", bb.name, bb.tokenizer(["pleural effusion"]).shape[1])
     """)

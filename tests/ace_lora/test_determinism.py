@@ -47,3 +47,13 @@ def test_adapter_file_is_byte_identical_across_saves(tiny_backbone, tmp_path):
     first = model.save_pretrained(tmp_path / "a") / "adapter_model.safetensors"
     second = model.save_pretrained(tmp_path / "b") / "adapter_model.safetensors"
     assert first.read_bytes() == second.read_bytes()
+
+
+def test_packaged_vocab_is_the_report_corpus_vocab():
+    """The shipped vocabulary is what ``wordpiece_vocab`` builds from the synthetic report corpus (the core
+    reads the file instead of running the generator)."""
+    from medpeft.backbones.tokenizer import packaged_vocab
+    from medpeft.data.synthetic.reports import report_corpus
+
+    assert packaged_vocab(4096) == wordpiece_vocab(report_corpus(n=1500, seed=0), vocab_size=4096)
+    assert packaged_vocab(2048) == packaged_vocab(4096)[:2048]

@@ -20,4 +20,3 @@ def test_ace_lora_beats_the_generalist_on_rsna_and_siim(tmp_path):
     for dataset in ("rsna", "siim"):
         base = result.metrics["results"]["base"][dataset]["auroc"]
         assert margins[dataset]["auroc"] >= 0.10, (dataset, base, margins[dataset])
-    assert result.wall_seconds < 600
