@@ -16,7 +16,9 @@ import numpy as np
 import torch
 
 
-def crop_boxes(im_size: tuple[int, int], n_layers: int, overlap_ratio: float) -> tuple[list[list[int]], list[int]]:
+def crop_boxes(
+    im_size: tuple[int, int], n_layers: int, overlap_ratio: float
+) -> tuple[list[list[int]], list[int]]:
     """XYXY crop boxes and their layer index: the whole image, then ``(2**(i+1))**2`` overlapping crops per
     layer ``i`` (segment_anything ``generate_crop_boxes``)."""
     im_h, im_w = im_size
@@ -65,7 +67,9 @@ def boxes_xyxy(masks: torch.Tensor) -> torch.Tensor:
     return masks_to_boxes(masks).round().to(torch.int64)
 
 
-def near_crop_edge(boxes: torch.Tensor, crop_box: list[int], orig_box: list[int], atol: float = 20.0) -> torch.Tensor:
+def near_crop_edge(
+    boxes: torch.Tensor, crop_box: list[int], orig_box: list[int], atol: float = 20.0
+) -> torch.Tensor:
     """Boxes (crop frame) within ``atol`` of a crop edge that is not also an image edge."""
     crop = torch.as_tensor(crop_box, dtype=torch.float, device=boxes.device)
     orig = torch.as_tensor(orig_box, dtype=torch.float, device=boxes.device)

@@ -82,7 +82,9 @@ def load_hf_sam(spec: str, seed: int = 0) -> tuple[Any, Any]:
     errors = []
     for local_only in (True, False) if not path.is_dir() else (True,):
         try:
-            model = SamModel.from_pretrained(str(path) if path.is_dir() else spec, local_files_only=local_only)
+            model = SamModel.from_pretrained(
+                str(path) if path.is_dir() else spec, local_files_only=local_only
+            )
             processor = SamImageProcessor.from_pretrained(
                 str(path) if path.is_dir() else spec, local_files_only=local_only
             )
@@ -112,7 +114,9 @@ class HfSamProposer:
         self.source = source
         self.mask_threshold = 0.0
         self.grids = amg.layer_point_grids(
-            self.settings.points_per_side, self.settings.crop_n_layers, self.settings.crop_n_points_downscale_factor
+            self.settings.points_per_side,
+            self.settings.crop_n_layers,
+            self.settings.crop_n_points_downscale_factor,
         )
 
     @classmethod
@@ -151,10 +155,14 @@ class HfSamProposer:
         scale = np.array([reshaped[1] / original[1], reshaped[0] / original[0]])
         all_logits, all_iou = [], []
         for start in range(0, len(points), self.settings.points_per_batch):
-            pts = torch.as_tensor(points[start : start + self.settings.points_per_batch] * scale, dtype=torch.float)
+            pts = torch.as_tensor(
+                points[start : start + self.settings.points_per_batch] * scale, dtype=torch.float
+            )
             pts = pts[None, :, None, :].to(self.device)
             labels = torch.ones(pts.shape[:3], dtype=torch.int64, device=self.device)
-            out = self.model(image_embeddings=emb, input_points=pts, input_labels=labels, multimask_output=True)
+            out = self.model(
+                image_embeddings=emb, input_points=pts, input_labels=labels, multimask_output=True
+            )
             logits = self.processor.post_process_masks(
                 [out.pred_masks[0].float()], [original], [reshaped], binarize=False
             )[0]
@@ -177,12 +185,20 @@ class HfSamProposer:
         boxes = amg.boxes_xyxy(masks)
         keep = ~amg.near_crop_edge(boxes, box, [0, 0, w, h])
         masks, iou, stab, boxes = masks[keep], iou[keep], stab[keep], boxes[keep]
-        keep = batched_nms(boxes.float(), iou, torch.zeros(len(boxes)), iou_threshold=self.settings.box_nms_thresh)
+        keep = batched_nms(
+            boxes.float(), iou, torch.zeros(len(boxes)), iou_threshold=self.settings.box_nms_thresh
+        )
         masks, iou, stab, boxes = masks[keep], iou[keep], stab[keep], boxes[keep]
         masks = torch.nn.functional.pad(masks, (x0, w - x1, y0, h - y1), value=False)
         boxes = boxes + torch.tensor([[x0, y0, x0, y0]])
         crops = torch.tensor([box] * len(boxes), dtype=torch.float)
-        return {"masks": masks.cpu(), "iou": iou.cpu(), "stab": stab.cpu(), "boxes": boxes.cpu(), "crops": crops}
+        return {
+            "masks": masks.cpu(),
+            "iou": iou.cpu(),
+            "stab": stab.cpu(),
+            "boxes": boxes.cpu(),
+            "crops": crops,
+        }
 
     def propose(self, image: np.ndarray) -> list[Mask]:
         from torchvision.ops import batched_nms, box_area
@@ -206,7 +222,9 @@ class HfSamProposer:
             masks, boxes, keep = self.clean_small_regions(masks, boxes)
             data = {k: v[keep] for k, v in data.items()}
         out = []
-        for seg, box, iou, stab in zip(masks, boxes.tolist(), data["iou"].tolist(), data["stab"].tolist(), strict=True):
+        for seg, box, iou, stab in zip(
+            masks, boxes.tolist(), data["iou"].tolist(), data["stab"].tolist(), strict=True
+        ):
             x0, y0, x1, y1 = (int(v) for v in box)
             out.append(Mask(seg, (x0, y0, x1 - x0, y1 - y0), int(seg.sum()), float(iou), float(stab)))
         return out

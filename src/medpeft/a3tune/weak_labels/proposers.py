@@ -104,7 +104,12 @@ class RegionProposer:
         self.min_area = int(min_area)
 
     def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "scales": list(self.scales), "sigma": self.sigma, "min_area": self.min_area}
+        return {
+            "name": self.name,
+            "scales": list(self.scales),
+            "sigma": self.sigma,
+            "min_area": self.min_area,
+        }
 
     def propose(self, image: np.ndarray) -> list[Mask]:
         from skimage.segmentation import felzenszwalb
@@ -142,7 +147,9 @@ def make_proposer(
         from medpeft.a3tune.weak_labels.sam_proposer import SamProposer
 
         if checkpoint is None:
-            raise ConfigError("--proposer sam needs --checkpoint PATH (a SAM .pth such as sam_vit_h_4b8939.pth)")
+            raise ConfigError(
+                "--proposer sam needs --checkpoint PATH (a SAM .pth such as sam_vit_h_4b8939.pth)"
+            )
         return SamProposer.from_checkpoint(checkpoint, settings=settings, device=device)
     if name == "hf-sam":
         from medpeft.a3tune.weak_labels.hf_sam_proposer import HfSamProposer

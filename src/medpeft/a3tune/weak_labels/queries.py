@@ -36,7 +36,9 @@ def canonical_dataset(dataset: str) -> str:
     name = dataset.strip().lower()
     name = _ALIASES.get(name, name)
     if name not in DATASETS:
-        raise ConfigError(f"unknown dataset {dataset!r} for the query template: use one of {', '.join(DATASETS)}")
+        raise ConfigError(
+            f"unknown dataset {dataset!r} for the query template: use one of {', '.join(DATASETS)}"
+        )
     return name
 
 

@@ -40,7 +40,9 @@ def detect_arch(state: dict[str, Any], source: str = "checkpoint") -> str:
         raise CheckpointError(f"{source}: not a SAM checkpoint (no {PATCH_EMBED_KEY})")
     width = int(weight.shape[0])
     if width not in ARCH_BY_WIDTH:
-        raise CheckpointError(f"{source}: unknown SAM image-encoder width {width} (expected 768, 1024 or 1280)")
+        raise CheckpointError(
+            f"{source}: unknown SAM image-encoder width {width} (expected 768, 1024 or 1280)"
+        )
     return ARCH_BY_WIDTH[width]
 
 

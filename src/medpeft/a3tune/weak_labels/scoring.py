@@ -56,7 +56,11 @@ class CropScorer:
 
 
 def load_scorer(
-    backbone: str, adapter: str | None = None, device: str | torch.device = "cpu", batch_size: int = 64, seed: int = 0
+    backbone: str,
+    adapter: str | None = None,
+    device: str | torch.device = "cpu",
+    batch_size: int = 64,
+    seed: int = 0,
 ) -> CropScorer:
     """A scorer from a medpeft backbone spec (``biomedclip``, folder, hub id, ``tiny``...) and an optional
     ACE-LoRA adapter (folder or released ``.pt``)."""
