@@ -69,7 +69,7 @@ def random_sam(preset: str, seed: int = 0) -> tuple[Any, Any]:
 
 def load_hf_sam(spec: str, seed: int = 0) -> tuple[Any, Any]:
     """``SamModel`` + ``SamImageProcessor`` from a folder, a hub id (cache first) or a random preset."""
-    if spec in RANDOM_PRESETS:
+    if spec.startswith("random-"):
         return random_sam(spec, seed)
     from transformers import SamImageProcessor, SamModel
 
