@@ -138,6 +138,8 @@ def _settings(
 def _open_out(out: Path, settings: dict[str, Any], overwrite: bool) -> dict[str, Any]:
     """The finished entries to resume from ({} for a fresh folder); different settings are refused."""
     out.mkdir(parents=True, exist_ok=True)
+    for stale in [*out.glob(f".{MASKS_FILE}.*.tmp"), *out.glob(f".{INDEX_FILE}.*.tmp")]:
+        stale.unlink(missing_ok=True)  # left by a run killed mid-flush; the renamed files are intact
     index = read_index(out)
     if index is None:
         if (out / MASKS_FILE).exists() and not overwrite:
