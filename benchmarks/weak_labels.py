@@ -185,8 +185,16 @@ def main() -> None:
     device = resolve_device(args.device)
     args.n = args.n or (200 if args.hit_rate else 8)
     result = hit_rate(args, device) if args.hit_rate else throughput(args, device)
+    import importlib.metadata
+
+    extra = {}
+    for dist in ("scikit-image", "segment-anything", "torchvision"):
+        try:
+            extra[dist] = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            extra[dist] = None
     machine = versions(device, cpu=platform.processor() or platform.machine(), cores=os.cpu_count(),
-                       torch_threads=torch.get_num_threads())  # fmt: skip
+                       torch_threads=torch.get_num_threads(), **extra)  # fmt: skip
     print(json.dumps({"benchmark": "weak_labels", "mode": "hit_rate" if args.hit_rate else "throughput",
                       "machine": machine, **result}, indent=2))  # fmt: skip
 

@@ -175,7 +175,7 @@ class HfSamProposer:
 
         h, w = image.shape[:2]
         x0, y0, x1, y1 = box
-        crop = image[y0:y1, x0:x1]
+        crop = np.array(image[y0:y1, x0:x1])  # a writable copy (torch warns on read-only arrays)
         points = self.grids[layer] * np.array([[crop.shape[1], crop.shape[0]]])
         logits, iou = self.crop_logits(crop, points)
         logits, iou, stab, _ = self.filter_logits(logits, iou)
