@@ -118,3 +118,46 @@ def test_checkpoint_errors():
 
     with pytest.raises(CheckpointError, match="unknown random SAM preset"):
         load_hf_sam("random-huge")
+
+
+@pytest.mark.parametrize("shape", [(64, 64), (96, 128)])
+def test_same_weights_give_segment_anythings_masks(shape):
+    """The whole loop against ``SamAutomaticMaskGenerator`` on one set of weights (tiny SAM, decoder weights
+    drawn N(0, 1) so masks depend on the prompt). At the encoder's own size (64²) no resize happens and the
+    masks are identical; at 96x128 the two resize implementations (PIL on uint8 vs torchvision) differ a
+    little, so masks agree to IoU >= 0.99."""
+    pytest.importorskip("cv2", reason="segment_anything's clean-up needs opencv")
+    from test_wl_sam import tiny_sam
+    from wl_helpers import sam_to_hf_state
+
+    from medpeft.a3tune.weak_labels.hf_sam_proposer import random_sam
+    from medpeft.a3tune.weak_labels.sam_proposer import SamProposer
+
+    sam = tiny_sam()
+    gen = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for name, p in sam.named_parameters():
+            if not name.startswith("image_encoder"):
+                p.copy_(torch.randn(p.shape, generator=gen))
+    hf, processor = random_sam("random-tiny")
+    missing, unexpected = hf.load_state_dict(sam_to_hf_state(sam.state_dict()), strict=False)
+    assert not missing and not unexpected
+    image = (np.random.default_rng(0).random((*shape, 3)) * 255).astype(np.uint8)
+    exact = shape == (64, 64)
+    for settings in (
+        AmgSettings(stability_score_thresh=0.01, pred_iou_thresh=0.0, box_nms_thresh=0.95, crop_nms_thresh=0.95,
+                    min_mask_region_area=20),  # one crop layer, downscale 2, clean-up
+        AmgSettings(stability_score_thresh=0.01, pred_iou_thresh=0.0, crop_n_layers=0, min_mask_region_area=0),
+    ):  # fmt: skip
+        ref = SamProposer(sam, settings).propose(image)
+        mine = HfSamProposer(hf, processor, settings).propose(image)
+        assert len(ref) == len(mine) >= 1
+        if not exact:
+            mine = sorted(mine, key=lambda m: m.bbox)
+            ref = sorted(ref, key=lambda m: m.bbox)
+        for a, b in zip(ref, mine, strict=True):
+            assert a.bbox == b.bbox
+            iou = (a.seg & b.seg).sum() / (a.seg | b.seg).sum()
+            assert iou == 1.0 if exact else iou >= 0.99
+            assert abs(a.predicted_iou - b.predicted_iou) < (1e-4 if exact else 1e-2)
+            assert abs(a.stability_score - b.stability_score) < (1e-6 if exact else 5e-3)

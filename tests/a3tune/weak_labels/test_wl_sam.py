@@ -91,3 +91,12 @@ def test_missing_package_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "segment_anything", None)  # makes `import segment_anything` fail
     with pytest.raises(ConfigError, match=r"pip install 'medpeft\[sam\]'"):
         require_segment_anything()
+
+
+def test_no_surviving_mask_is_an_empty_list_not_a_crash():
+    pytest.importorskip("cv2", reason="segment_anything's min-area clean-up needs opencv")
+    from medpeft.a3tune.weak_labels.sam_proposer import SamProposer
+
+    image = np.full((64, 64, 3), 128, np.uint8)
+    # segment_anything 1.0 itself raises IndexError here (cross-crop NMS on no boxes)
+    assert SamProposer(tiny_sam(), AmgSettings(pred_iou_thresh=0.999)).propose(image) == []

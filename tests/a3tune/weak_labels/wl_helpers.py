@@ -86,3 +86,46 @@ class GridProposer:
                 masks.append(make_mask(seg))
         masks.append(make_mask(image.mean(-1) > 150))
         return masks
+
+
+# segment_anything -> transformers SamModel parameter names (the renames of transformers' SAM conversion).
+SAM_TO_HF = [
+    (r"^image_encoder\.", "vision_encoder."),
+    (r"patch_embed\.proj\.", "patch_embed.projection."),
+    (r"vision_encoder\.blocks\.", "vision_encoder.layers."),
+    (r"(vision_encoder\.layers\.\d+)\.norm(\d)", r"\1.layer_norm\2"),
+    (r"neck\.0\.", "neck.conv1."),
+    (r"neck\.1\.", "neck.layer_norm1."),
+    (r"neck\.2\.", "neck.conv2."),
+    (r"neck\.3\.", "neck.layer_norm2."),
+    (r"pe_layer\.positional_encoding_gaussian_matrix", "shared_embedding.positional_embedding"),
+    (r"point_embeddings\.", "point_embed."),
+    (r"mask_downscaling\.0\.", "mask_embed.conv1."),
+    (r"mask_downscaling\.1\.", "mask_embed.layer_norm1."),
+    (r"mask_downscaling\.3\.", "mask_embed.conv2."),
+    (r"mask_downscaling\.4\.", "mask_embed.layer_norm2."),
+    (r"mask_downscaling\.6\.", "mask_embed.conv3."),
+    (r"(transformer\.layers\.\d+)\.norm(\d)", r"\1.layer_norm\2"),
+    (r"norm_final_attn", "layer_norm_final_attn"),
+    (r"output_upscaling\.0\.", "upscale_conv1."),
+    (r"output_upscaling\.1\.", "upscale_layer_norm."),
+    (r"output_upscaling\.3\.", "upscale_conv2."),
+    (r"(mlps\.\d+|prediction_head)\.layers\.0\.", r"\1.proj_in."),
+    (r"(mlps\.\d+|prediction_head)\.layers\.1\.", r"\1.layers.0."),
+    (r"(mlps\.\d+|prediction_head)\.layers\.2\.", r"\1.proj_out."),
+]
+
+
+def sam_to_hf_state(state: dict) -> dict:
+    """A segment_anything ``Sam`` state dict under transformers ``SamModel`` names."""
+    import re
+
+    out = {}
+    for key, value in state.items():
+        for pattern, repl in SAM_TO_HF:
+            key = re.sub(pattern, repl, key)
+        out[key] = value
+    out["shared_image_embedding.positional_embedding"] = out[
+        "prompt_encoder.shared_embedding.positional_embedding"
+    ]
+    return out

@@ -95,7 +95,14 @@ class SamProposer:
         return {"name": self.name, "checkpoint": self.source, **self.settings.to_dict()}
 
     def propose(self, image: np.ndarray) -> list[Mask]:
-        records = self.generator.generate(check_image(image))
+        try:
+            records = self.generator.generate(check_image(image))
+        except IndexError as err:
+            # segment_anything 1.0 fails in its cross-crop NMS when no mask survived in any crop
+            # (``box_area`` of an empty ``crop_boxes``): that is an empty proposal list, not an error.
+            if "size 0" not in str(err):
+                raise
+            return []
         masks = []
         for rec in records:
             x, y, w, h = (int(round(v)) for v in rec["bbox"])
