@@ -143,3 +143,24 @@ def test_kill_after_first_flush_then_resume_gives_identical_bytes(tmp_path):
     for name in ("masks.npz", "index.json"):
         assert (out / name).read_bytes() == (tmp_path / "ref" / name).read_bytes(), name
     assert not list(out.glob(".*.tmp"))
+
+
+def test_manifest_folder_and_names_for_proposer(tmp_path):
+    from medpeft.a3tune.weak_labels.samples import find_manifest
+
+    data = make_dataset(tmp_path / "d", n=2)
+    data.rename(tmp_path / "d" / "manifest.csv")
+    (tmp_path / "d" / "other.csv").write_text("id,image\n")
+    assert find_manifest(tmp_path / "d").name == "manifest.csv"
+    summary = generate_weak_labels(
+        tmp_path / "d", tmp_path / "out", proposer="regions", scorer=brightness_scorer(), dataset="pathvqa",
+        progress=False, top_k=2,
+    )  # fmt: skip
+    assert summary["labelled"] == 2
+    index = load_weak_labels(tmp_path / "out").index
+    assert index["settings"]["proposer"]["name"] == "regions"
+    assert index["samples"]["s0"]["query"] == "Medical image of pathology.Is there a lesion?"
+    (tmp_path / "d" / "manifest.csv").unlink()
+    (tmp_path / "d" / "third.csv").write_text("id,image\n")
+    with pytest.raises(DataError, match="exactly one CSV"):
+        read_samples(tmp_path / "d")

@@ -24,10 +24,10 @@ import numpy as np
 
 from medpeft.a3tune.weak_labels.crops import masked_crops
 from medpeft.a3tune.weak_labels.filters import FilterSettings, filter_masks
-from medpeft.a3tune.weak_labels.proposers import MaskProposer
+from medpeft.a3tune.weak_labels.proposers import MaskProposer, make_proposer
 from medpeft.a3tune.weak_labels.queries import build_query, default_top_k
-from medpeft.a3tune.weak_labels.samples import Sample
-from medpeft.a3tune.weak_labels.scoring import CropScorer, rank_crops, score_crops
+from medpeft.a3tune.weak_labels.samples import Sample, read_samples
+from medpeft.a3tune.weak_labels.scoring import CropScorer, load_scorer, rank_crops, score_crops
 from medpeft.a3tune.weak_labels.store import FORMAT, INDEX_FILE, MASKS_FILE, read_index, write_store
 from medpeft.errors import ConfigError, DataError, MedpeftError, OutputExistsError
 from medpeft.runtime import derive_seed, seed_everything
@@ -158,11 +158,11 @@ def _open_out(out: Path, settings: dict[str, Any], overwrite: bool) -> dict[str,
 
 
 def generate_weak_labels(
-    samples: Sequence[Sample],
+    samples: Sequence[Sample] | str | Path,
     out: str | Path,
     *,
-    proposer: MaskProposer,
-    scorer: CropScorer,
+    proposer: MaskProposer | str,
+    scorer: CropScorer | str,
     top_k: int | None = None,
     query: str = "official",
     dataset: str | None = None,
@@ -179,6 +179,9 @@ def generate_weak_labels(
 ) -> dict[str, Any]:
     """Label ``samples`` into ``out`` (``masks.npz`` + ``index.json``); returns a summary dict.
 
+    ``samples`` may be a CSV/manifest folder (:func:`~.samples.read_samples`), ``proposer`` a name for
+    :func:`~.proposers.make_proposer` (``regions``; the SAM backends need their checkpoint, so build those
+    yourself) and ``scorer`` a backbone spec for :func:`~.scoring.load_scorer` (``tiny``, ``biomedclip``...).
     ``top_k`` None = the dataset's default (8 VQA, 4 reports). ``on_bad_image="skip"`` skips unreadable
     images, missing questions and repeated ids, counting them in the index; ``"error"`` raises a
     ``DataError`` naming the file, row and field.
@@ -188,6 +191,12 @@ def generate_weak_labels(
     if flush_every < 1:
         raise ConfigError(f"flush_every must be at least 1, got {flush_every}")
     out = Path(out)
+    if isinstance(samples, (str, Path)):
+        samples = read_samples(samples)
+    if isinstance(proposer, str):
+        proposer = make_proposer(proposer, seed=seed)
+    if isinstance(scorer, str):
+        scorer = load_scorer(scorer, seed=seed)
     filters = filters or FilterSettings()
     settings = _settings(proposer, scorer, query, dataset, top_k, filters, size, bgr, seed)
     prepared = prepare(samples, query, dataset, top_k)
