@@ -94,6 +94,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="feed the crops to the scorer in BGR order, as the authors did (OpenCV arrays); default RGB",
     )
     p.add_argument(
+        "--resize",
+        choices=["pil", "cv2"],
+        default="pil",
+        help="how images are squashed to 256x256: pil (antialiased bilinear, default) or cv2 (the authors' "
+        "cv2.resize INTER_LINEAR; needs opencv)",
+    )
+    p.add_argument(
         "--preview", type=int, default=0, metavar="N", help="draw the first N samples into OUT/preview.png"
     )
     p.add_argument(
@@ -169,6 +176,7 @@ def run(args: argparse.Namespace) -> int:
         query=args.query,
         dataset=args.dataset,
         bgr=args.bgr,
+        resize=args.resize,
         flush_every=args.flush_every,
         on_bad_image=args.on_bad_image,
         overwrite=args.overwrite,

@@ -164,3 +164,23 @@ def test_manifest_folder_and_names_for_proposer(tmp_path):
     (tmp_path / "d" / "third.csv").write_text("id,image\n")
     with pytest.raises(DataError, match="exactly one CSV"):
         read_samples(tmp_path / "d")
+
+
+def test_cv2_resize_is_the_authors_and_a_setting(tmp_path):
+    cv2 = pytest.importorskip("cv2", reason="opencv not installed")
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 256, size=(300, 410, 3), dtype=np.uint8)
+    Image.fromarray(img).save(tmp_path / "x.png")
+    got = load_rgb(tmp_path / "x.png", 256, "cv2")
+    assert np.array_equal(got, cv2.resize(img, (256, 256), interpolation=cv2.INTER_LINEAR))
+    assert not np.array_equal(got, load_rgb(tmp_path / "x.png", 256, "pil"))
+    samples = read_samples(make_dataset(tmp_path / "d", n=2))
+    run(samples, tmp_path / "out")
+    with pytest.raises(OutputExistsError, match="other settings"):
+        run(samples, tmp_path / "out", resize="cv2")
+    from medpeft.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="unknown dataset"):
+        run(samples, tmp_path / "out2", dataset="imagenet")

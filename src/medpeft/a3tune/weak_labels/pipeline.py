@@ -1,7 +1,8 @@
 """``generate_weak_labels``: images → proposals → filters → masked crops → CLIP scores → top-K masks, stored.
 
-Per sample (A3TUNE.md §A): the image is squashed to ``size``² (256, as the authors' ``cv2.resize``; here PIL
-bilinear on RGB), proposals are made on it, filtered (:mod:`.filters`), each kept mask's masked crop is
+Per sample (A3TUNE.md §A): the image is squashed to ``size``² (256; ``resize="cv2"`` is the authors'
+``cv2.resize`` INTER_LINEAR, which needs OpenCV; the default ``"pil"`` is PIL's antialiased bilinear, which
+aliases less on large images), proposals are made on it, filtered (:mod:`.filters`), each kept mask's masked crop is
 scored against the sample's query (:mod:`.queries`, :mod:`.scoring`), and the top K masks are kept
 separately in score order (ties: proposal order). A sample whose every mask is filtered out gets K = 0
 (the authors' code skipped it; its alignment loss is 0).
@@ -25,7 +26,7 @@ import numpy as np
 from medpeft.a3tune.weak_labels.crops import masked_crops
 from medpeft.a3tune.weak_labels.filters import FilterSettings, filter_masks
 from medpeft.a3tune.weak_labels.proposers import MaskProposer, make_proposer
-from medpeft.a3tune.weak_labels.queries import build_query, default_top_k
+from medpeft.a3tune.weak_labels.queries import build_query, canonical_dataset, default_top_k
 from medpeft.a3tune.weak_labels.samples import Sample, read_samples
 from medpeft.a3tune.weak_labels.scoring import CropScorer, load_scorer, rank_crops, score_crops
 from medpeft.a3tune.weak_labels.store import FORMAT, INDEX_FILE, MASKS_FILE, read_index, write_store
@@ -47,13 +48,20 @@ class Prepared:
     problem: str | None = None
 
 
-def load_rgb(path: Path, size: int) -> np.ndarray:
+RESIZERS = ("pil", "cv2")
+
+
+def load_rgb(path: Path, size: int, resize: str = "pil") -> np.ndarray:
     """The image as RGB uint8 squashed to ``size``² (aspect ratio not kept, as the authors)."""
     from PIL import Image
 
     from medpeft.data.images import load_image
 
     img = load_image(path).convert("RGB")
+    if resize == "cv2":
+        import cv2
+
+        return cv2.resize(np.asarray(img), (size, size), interpolation=cv2.INTER_LINEAR)
     return np.asarray(img.resize((size, size), Image.Resampling.BILINEAR), dtype=np.uint8)
 
 
@@ -120,7 +128,7 @@ def label_one(
 
 def _settings(
     proposer: MaskProposer, scorer: CropScorer, query: str, dataset: str | None, top_k: int | None,
-    filters: FilterSettings, size: int, bgr: bool, seed: int,
+    filters: FilterSettings, size: int, resize: str, bgr: bool, seed: int,
 ) -> dict[str, Any]:  # fmt: skip
     return {
         "proposer": proposer.describe(),
@@ -130,6 +138,7 @@ def _settings(
         "top_k": top_k,
         "filters": filters.to_dict(),
         "size": size,
+        "resize": resize,
         "bgr": bgr,
         "seed": seed,
     }
@@ -168,6 +177,7 @@ def generate_weak_labels(
     dataset: str | None = None,
     filters: FilterSettings | None = None,
     size: int = 256,
+    resize: str = "pil",
     bgr: bool = False,
     flush_every: int = 16,
     on_bad_image: str = "error",
@@ -198,7 +208,16 @@ def generate_weak_labels(
     if isinstance(scorer, str):
         scorer = load_scorer(scorer, seed=seed)
     filters = filters or FilterSettings()
-    settings = _settings(proposer, scorer, query, dataset, top_k, filters, size, bgr, seed)
+    if resize not in RESIZERS:
+        raise ConfigError(f"resize must be one of {RESIZERS}, got {resize!r}")
+    if resize == "cv2":
+        try:
+            import cv2  # noqa: F401
+        except ImportError as err:
+            raise ConfigError("resize='cv2' needs OpenCV: pip install opencv-python-headless") from err
+    if dataset is not None:
+        canonical_dataset(dataset)  # a wrong --dataset fails before any work
+    settings = _settings(proposer, scorer, query, dataset, top_k, filters, size, resize, bgr, seed)
     prepared = prepare(samples, query, dataset, top_k)
     if on_bad_image == "error":
         bad = [p for p in prepared if p.problem]
@@ -233,7 +252,7 @@ def generate_weak_labels(
 
     def load(p: Prepared) -> tuple[Prepared, np.ndarray | None, str | None]:
         try:
-            return p, load_rgb(p.sample.image, size), None
+            return p, load_rgb(p.sample.image, size, resize), None
         except MedpeftError as err:
             return p, None, f"{p.sample.where('image')}: {err}"
 
@@ -275,7 +294,7 @@ def generate_weak_labels(
 
         shown = [p for p in prepared if p.sample.id in done][:preview]
         summary["preview"] = str(
-            write_preview(out, [(p.sample, load_rgb(p.sample.image, size)) for p in shown])
+            write_preview(out, [(p.sample, load_rgb(p.sample.image, size, resize)) for p in shown])
         )
     return summary
 
