@@ -32,5 +32,5 @@ def test_library_imports_only_from_lower_floors():
                 if name == "medpeft" or name.startswith("medpeft."):
                     seen.add(name)
                     assert name.startswith(ALLOWED), f"{path.name} imports {name}"
-                assert not name.startswith(("argparse", "sys")) or path.name == "__init__.py", (path.name, name)
+                assert name != "argparse", f"{path.name}: only commands/weak_labels.py reads the command line"
     assert "medpeft.data.images" in seen and "medpeft.io" in seen
