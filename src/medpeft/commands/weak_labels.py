@@ -91,7 +91,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--bgr",
         action="store_true",
-        help="feed the crops to the scorer in BGR order, as the authors did (OpenCV arrays); default RGB",
+        help="feed the image to the proposer and its crops to the scorer in BGR order, as the authors did "
+        "(OpenCV arrays); default RGB (grey images are unaffected)",
     )
     p.add_argument(
         "--resize",

@@ -82,13 +82,7 @@ def prepare(samples: Sequence[Sample], query: str, dataset: str | None, top_k: i
                 item.query = build_query(query, ds, s.question, s.location)
                 item.top_k = int(top_k) if top_k is not None else default_top_k(ds)
             except ConfigError as err:
-                field = (
-                    "question"
-                    if "question" in str(err)
-                    else "location"
-                    if "location" in str(err)
-                    else "dataset"
-                )
+                field = getattr(err, "field", "dataset")
                 item.problem = f"{s.where(field)}: {err}"
         out.append(item)
     return out
@@ -103,10 +97,13 @@ def label_one(
     filters: FilterSettings,
     bgr: bool,
 ) -> tuple[np.ndarray, dict[str, Any]]:
-    """Top-K masks ``uint8 [K, H, W]`` of one image and their index entry."""
+    """Top-K masks ``uint8 [K, H, W]`` of one image (RGB) and their index entry. ``bgr`` feeds the image to
+    the proposer and its crops to the scorer in BGR order, as the authors' OpenCV arrays were."""
+    if bgr:
+        image = np.ascontiguousarray(image[..., ::-1])
     proposals = proposer.propose(image)
     kept = filter_masks(proposals, filters)
-    scores = score_crops(scorer, masked_crops(image, kept), query, bgr=bgr)
+    scores = score_crops(scorer, masked_crops(image, kept), query)
     order = rank_crops(scores, top_k)
     h, w = image.shape[:2]
     masks = (

@@ -32,6 +32,14 @@ _ALIASES = {"vqarad": "vqa-rad", "vqa_rad": "vqa-rad", "path-vqa": "pathvqa", "p
             "iu": "iu-xray", "iu_xray": "iu-xray", "omni": "omnimedvqa", "cares": "omnimedvqa"}  # fmt: skip
 
 
+class QueryFieldError(ConfigError):
+    """A sample lacks what its query template needs; ``field`` names the CSV column."""
+
+    def __init__(self, message: str, field: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
 def canonical_dataset(dataset: str) -> str:
     name = dataset.strip().lower()
     name = _ALIASES.get(name, name)
@@ -47,9 +55,9 @@ def default_top_k(dataset: str) -> int:
     return 8 if canonical_dataset(dataset) in VQA_DATASETS else 4
 
 
-def _needs(value: str | None, what: str, dataset: str) -> str:
+def _needs(value: str | None, what: str, dataset: str, field: str) -> str:
     if value is None or not str(value).strip():
-        raise ConfigError(f"the {dataset} query template needs a {what}")
+        raise QueryFieldError(f"the {dataset} query template needs a {what}", field)
     return str(value)
 
 
@@ -58,12 +66,12 @@ def official_query(dataset: str, question: str | None, location: str | None = No
     ds = canonical_dataset(dataset)
     if ds in REPORT_DATASETS:
         return REPORT_TEXT
-    q = _needs(question, "question", ds)
+    q = _needs(question, "question", ds, "question")
     if ds == "pathvqa":
         return "Medical image of pathology." + q
     if ds in TURN_DATASETS:
         return q.replace("<image>\n", "")
-    loc = _needs(location, "location (organ) column", ds)
+    loc = _needs(location, "location (organ) column", ds, "location")
     if "chest" in loc:
         return f"Medical image of {loc} and lungs. " + q
     if "abd" in loc:
@@ -76,12 +84,12 @@ def clean_query(dataset: str, question: str | None, location: str | None = None)
     ds = canonical_dataset(dataset)
     if ds in REPORT_DATASETS:
         return REPORT_TEXT
-    q = " ".join(_needs(question, "question", ds).replace("<image>", " ").split())
+    q = " ".join(_needs(question, "question", ds, "question").replace("<image>", " ").split())
     if ds == "pathvqa":
         return f"Medical image of pathology. {q}"
     if ds in TURN_DATASETS:
         return q
-    loc = " ".join(_needs(location, "location (organ) column", ds).split())
+    loc = " ".join(_needs(location, "location (organ) column", ds, "location").split())
     if "chest" in loc.lower():
         return f"Medical image of {loc} and lungs. {q}"
     if "abd" in loc.lower():

@@ -3,8 +3,8 @@
 ``score = 100 · cos(image(crop), text(query))``: each crop (uint8) → PIL → the model's own preprocessing →
 ``encode_image`` → L2-normalise; the text → tokenizer → ``encode_text`` → L2-normalise. Crops are encoded in
 batches. Any medpeft CLIP-family model works: BiomedCLIP (hub/folder), an ACE-LoRA adapter on it, or
-``tiny``. Channel order is RGB; ``bgr=True`` flips the crops to BGR first, reproducing the authors, who fed
-OpenCV's BGR array to BiomedCLIP.
+``tiny``. Channel order is RGB; ``bgr=True`` flips the crops to BGR first (the pipeline's ``bgr`` flips the
+whole image before proposing, reproducing the authors, who fed OpenCV's BGR array to SAM and BiomedCLIP).
 """
 
 from __future__ import annotations
