@@ -100,3 +100,52 @@ def test_no_surviving_mask_is_an_empty_list_not_a_crash():
     image = np.full((64, 64, 3), 128, np.uint8)
     # segment_anything 1.0 itself raises IndexError here (cross-crop NMS on no boxes)
     assert SamProposer(tiny_sam(), AmgSettings(pred_iou_thresh=0.999)).propose(image) == []
+
+
+def vit_b_width_sam():
+    """A one-block SAM whose patch embedding has ViT-B's width (768), so the checkpoint reads as vit_b."""
+    modeling = pytest.importorskip("segment_anything.modeling", reason="segment-anything not installed")
+    torch.manual_seed(0)
+    encoder = modeling.ImageEncoderViT(
+        img_size=64, patch_size=16, embed_dim=768, depth=1, num_heads=12, mlp_ratio=1.0, out_chans=16,
+        use_rel_pos=False, global_attn_indexes=(),
+    )  # fmt: skip
+    prompt = modeling.PromptEncoder(
+        embed_dim=16, image_embedding_size=(4, 4), input_image_size=(64, 64), mask_in_chans=4
+    )
+    decoder = modeling.MaskDecoder(
+        transformer=modeling.TwoWayTransformer(depth=1, embedding_dim=16, mlp_dim=32, num_heads=2),
+        transformer_dim=16,
+        iou_head_hidden_dim=16,
+    )
+    return modeling.Sam(encoder, prompt, decoder, [123.675, 116.28, 103.53], [58.395, 57.12, 57.375])
+
+
+def test_checkpoint_round_trip_through_the_registry(tmp_path, monkeypatch):
+    """``from_checkpoint``: weights_only load, arch read off the shapes, strict load, then proposals. The
+    registry's vit_b builder is swapped for the one-block model above so the test need not build 90 M
+    parameters; everything else is segment_anything's own code."""
+    pytest.importorskip("cv2", reason="segment_anything's min-area clean-up needs opencv")
+    import segment_anything
+
+    reference = vit_b_width_sam()
+    path = tmp_path / "sam_tiny_vit_b.pth"
+    torch.save(reference.state_dict(), path)
+    built = []
+
+    def builder(checkpoint=None):
+        assert checkpoint is None  # medpeft loads the weights itself, safely
+        built.append(vit_b_width_sam())
+        for p in built[-1].parameters():
+            torch.nn.init.zeros_(p)  # must be overwritten by the checkpoint
+        return built[-1]
+
+    monkeypatch.setitem(segment_anything.sam_model_registry, "vit_b", builder)
+    proposer = make_proposer(
+        "sam", str(path), settings=AmgSettings(pred_iou_thresh=0.0, stability_score_thresh=0.0)
+    )
+    assert proposer.describe()["checkpoint"] == "sam_tiny_vit_b.pth (vit_b)"
+    for (name, a), b in zip(reference.state_dict().items(), built[0].state_dict().values(), strict=True):
+        assert torch.equal(a, b), name
+    image = np.random.default_rng(0).integers(0, 256, size=(64, 64, 3), dtype=np.uint8)
+    assert all(m.seg.shape == (64, 64) for m in proposer.propose(image))
