@@ -82,3 +82,26 @@ def test_coverage_fraction_threshold_and_processor_geometry():
     proc = CLIPImageProcessor(size={"shortest_edge": 336}, crop_size={"height": 336, "width": 336})
     full = np.ones((2, 256, 256), np.uint8)
     assert torch.equal(to_token_grid(full, 24, processor=proc, image_size=(400, 300)), torch.ones(2, 24, 24))
+
+
+@pytest.mark.parametrize("pad", [False, True])
+def test_aligned_grid_lands_where_the_processor_puts_the_pixels(pad):
+    """A white rectangle on a 400x300 image: its mask, made on the squashed 256² copy, mapped by ``aligned``
+    onto the 24x24 grid, covers the same patches as the rectangle's pixels in the processor's real output
+    (CLIP resize + centre crop, or LLaVA pad-to-square), to within one pixel row per patch."""
+    from PIL import Image
+    from transformers import CLIPImageProcessor, LlavaImageProcessor
+
+    w, h = 400, 300
+    img = np.zeros((h, w, 3), np.uint8)
+    img[60:180, 100:220] = 255
+    mask = np.asarray(Image.fromarray(img[..., 0]).resize((256, 256), Image.Resampling.NEAREST)) > 0
+    kwargs = {"size": {"shortest_edge": 336}, "crop_size": {"height": 336, "width": 336}}
+    proc = LlavaImageProcessor(do_pad=True, **kwargs) if pad else CLIPImageProcessor(**kwargs)
+    px = proc(images=Image.fromarray(img), return_tensors="pt")["pixel_values"][0, 0]
+    white = (px > (px.min() + px.max()) / 2).float()
+    coverage = torch.nn.functional.avg_pool2d(white[None, None], 14)[0, 0]
+    grid = to_token_grid(mask[None], 24, processor=proc, image_size=(w, h))[0]
+    assert (coverage - grid).abs().max() <= 1 / 14 + 1e-6
+    assert torch.equal(coverage >= 0.5, grid >= 0.5)
+    assert (grid >= 0.5).sum() == (49 if pad else 90)
