@@ -11,7 +11,7 @@ import argparse
 import importlib
 import sys
 
-COMMANDS = ["demo", "synth", "prepare", "train", "eval", "predict", "finetune", "convert", "info"]
+COMMANDS = ["demo", "synth", "prepare", "train", "eval", "predict", "finetune", "convert", "info", "serve"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,129 @@
+"""`medpeft serve`: a local web page to try a backbone and adapters on your own images."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from medpeft.commands.model_options import add_model_options
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 7860
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    from medpeft.serve.limits import DEFAULT_MAX_FILE_MB, DEFAULT_MAX_IMAGES
+
+    p = sub.add_parser(
+        "serve",
+        help="local web page: try a backbone and adapters on your own images",
+        description=(
+            "Start a web page (Gradio) on this machine: upload PNG, JPEG or DICOM images, type class names "
+            "or pick a dataset preset, choose prompt templates, and see per-image probabilities (bar chart "
+            "and table), heat-map overlays and a CSV of the results. Several --adapter flags show the "
+            "models side by side. Models load once at start; uploads live in a temporary folder removed "
+            "when the server stops (Ctrl+C)."
+        ),
+        epilog=(
+            "Examples:\n"
+            "  medpeft serve --backbone tiny\n"
+            "  medpeft serve --backbone biomedclip --adapter none --adapter ACE_LoRA.pt --port 8080\n"
+            "  medpeft serve --backbone ./biomedclip --adapter runs/a1 --device cuda:0 --precision bf16\n"
+            "Then open http://127.0.0.1:7860 in a browser (from another machine: ssh -L 7860:127.0.0.1:7860 host)."
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_model_options(p, several_adapters=True)
+    p.add_argument(
+        "--host",
+        default=DEFAULT_HOST,
+        metavar="ADDR",
+        help=f"address to bind (default {DEFAULT_HOST}: this machine only); any other address prints a "
+        "warning, since the page has no login. Example: --host 0.0.0.0",
+    )
+    p.add_argument(
+        "--port",
+        type=int,
+        default=DEFAULT_PORT,
+        metavar="N",
+        help=f"port (default {DEFAULT_PORT}). Example: --port 8080",
+    )
+    p.add_argument(
+        "--max-file-mb",
+        type=float,
+        default=DEFAULT_MAX_FILE_MB,
+        metavar="MB",
+        help=f"largest accepted upload, per file (default {DEFAULT_MAX_FILE_MB:g}). Example: --max-file-mb 100",
+    )
+    p.add_argument(
+        "--max-images",
+        type=int,
+        default=DEFAULT_MAX_IMAGES,
+        metavar="N",
+        help=f"most images scored per request (default {DEFAULT_MAX_IMAGES}). Example: --max-images 32",
+    )
+    p.add_argument(
+        "--device",
+        default="auto",
+        metavar="{auto,cpu,cuda[:N]}",
+        help="where the models run (default auto: CUDA when available, else the CPU). Example: --device cuda:1",
+    )
+    p.add_argument(
+        "--precision",
+        choices=["fp32", "bf16", "fp16"],
+        default="fp32",
+        help="inference precision (default fp32); bf16/fp16 autocast needs CUDA. Example: --precision bf16",
+    )
+    p.add_argument(
+        "--quiet", action="store_true", help="no loading progress in the terminal (warnings still show)"
+    )
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from medpeft.commands.model_options import adapter_labels, check_adapter, model_factories
+    from medpeft.errors import ConfigError
+    from medpeft.serve.inference import resolve_compute
+    from medpeft.serve.limits import UploadLimits
+    from medpeft.serve.server import exposure_warning
+
+    if not 0 < args.port < 65536:
+        raise ConfigError(f"--port must be between 1 and 65535, got {args.port}")
+    limits = UploadLimits(max_file_mb=args.max_file_mb, max_images=args.max_images)
+    compute = resolve_compute(args.device, args.precision)
+    adapters = [check_adapter(a) for a in (args.adapter or [None])]
+    names = adapter_labels(adapters)
+
+    def say(text: str) -> None:
+        if not args.quiet:
+            print(text, file=sys.stderr, flush=True)
+
+    os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # no telemetry, no version check
+    with tempfile.TemporaryDirectory(prefix="medpeft-serve-") as work:
+        # Gradio reads this when imported: its upload cache goes inside our folder and is removed with it.
+        os.environ["GRADIO_TEMP_DIR"] = str(Path(work) / "uploads")
+        models = {}
+        started = time.perf_counter()
+        for i, (name, make) in enumerate(zip(names, model_factories(args.backbone, adapters), strict=True)):
+            say(f"loading model {i + 1}/{len(names)}: {name} (backbone {args.backbone}) ...")
+            models[name] = make().to(compute.device).eval()
+        say(
+            f"models loaded in {time.perf_counter() - started:.1f} s on {compute.device} ({compute.precision})"
+        )
+
+        from medpeft.serve.app import build_app
+        from medpeft.serve.server import serve_until_stopped, start
+
+        app = build_app(models, compute=compute, limits=limits, work_dir=work)
+        url = start(app, args.host, args.port, max_file_bytes=limits.max_file_bytes)
+        warning = exposure_warning(args.host, args.port)
+        if warning:
+            print(warning, file=sys.stderr, flush=True)
+        print(f"medpeft serve: running at {url} (Ctrl+C to stop)", flush=True)
+        serve_until_stopped(app)
+    print("medpeft serve: stopped", flush=True)
+    return 0

@@ -1,0 +1,73 @@
+"""Running the page: bind (localhost by default), warn when exposed, stop cleanly on Ctrl+C or SIGTERM.
+
+Why not ``Blocks.launch()`` alone: its blocking wait ends only on Ctrl+C, and a SIGTERM (a test, a
+service manager) would kill the process before the temporary upload folder is removed.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import signal
+import threading
+from typing import Any
+
+from medpeft.errors import ConfigError
+
+
+def is_loopback(host: str) -> bool:
+    """True for addresses only this machine can reach (127.0.0.0/8, ::1, ``localhost``)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def exposure_warning(host: str, port: int) -> str | None:
+    """The warning printed when the page is reachable from other machines (None on localhost)."""
+    if is_loopback(host):
+        return None
+    return (
+        f"WARNING: serving on {host}:{port}, not on localhost: anyone who can reach this machine on port "
+        f"{port} can upload images and run the models, and the page has no login. Serve on 127.0.0.1 "
+        "(the default) and use an SSH tunnel to reach it from elsewhere."
+    )
+
+
+def start(app: Any, host: str, port: int, *, max_file_bytes: int) -> str:
+    """Start serving in background threads; returns the local URL. Never a share link, no telemetry,
+    no server-side rendering process; uploads over ``max_file_bytes`` are refused by Gradio itself."""
+    try:
+        app.launch(
+            server_name=host,
+            server_port=port,
+            share=False,
+            prevent_thread_lock=True,
+            quiet=True,
+            show_error=False,
+            max_file_size=max_file_bytes,
+            ssr_mode=False,
+            mcp_server=False,
+            pwa=False,
+            enable_monitoring=False,
+        )
+    except OSError as err:
+        raise ConfigError(
+            f"cannot serve on {host}:{port} ({err}); is the port in use? pass --port N"
+        ) from err
+    return app.local_url or f"http://{host}:{port}/"
+
+
+def serve_until_stopped(app: Any, stop: threading.Event | None = None) -> None:
+    """Block until Ctrl+C, SIGTERM or ``stop`` is set, then close the server."""
+    stop = stop if stop is not None else threading.Event()
+    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        while not stop.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        app.close()
