@@ -106,6 +106,7 @@ def run(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="medpeft-serve-") as work:
         # Gradio reads this when imported: its upload cache goes inside our folder and is removed with it.
         os.environ["GRADIO_TEMP_DIR"] = str(Path(work) / "uploads")
+        say(f"uploads and results go to {work} (removed when the server stops)")
         models = {}
         started = time.perf_counter()
         for i, (name, make) in enumerate(zip(names, model_factories(args.backbone, adapters), strict=True)):

@@ -119,7 +119,13 @@ def build_app(
                         gr.Plot(label=f"Probabilities: {name}", format="png", elem_id=f"medpeft-chart-{i}")
                     )
                     galleries.append(
-                        gr.Gallery(label=f"Heat maps: {name}", columns=2, elem_id=f"medpeft-heatmaps-{i}")
+                        gr.Gallery(
+                            label=f"Heat maps: {name}",
+                            columns=2,
+                            height=420,
+                            object_fit="contain",
+                            elem_id=f"medpeft-heatmaps-{i}",
+                        )
                     )
         preset.change(fill_preset, inputs=preset, outputs=[labels, choice])
         # One request at a time: scoring folds LoRA into the shared weights while it runs.
