@@ -56,10 +56,14 @@ def test_submit_handler_gives_predict_numbers_and_csv(app, serve_models, uploads
     for name, model in serve_models.items():
         expected = model.predict([uploads["png"], uploads["dicom"]], LABELS, device="cpu")
         got = frame[frame["model"] == name][LABELS].to_numpy()
-        np.testing.assert_allclose(got, expected[LABELS].to_numpy(), rtol=0, atol=1e-15)  # CSV at full precision
+        np.testing.assert_allclose(
+            got, expected[LABELS].to_numpy(), rtol=0, atol=1e-15
+        )  # CSV at full precision
         for value in expected[LABELS].to_numpy().ravel():
             assert f"<td>{value:.4f}</td>" in table
-    assert all(chart is not None and len(chart.axes[0].patches) == 4 for chart in charts)  # 2 images x 2 labels
+    assert all(
+        chart is not None and len(chart.axes[0].patches) == 4 for chart in charts
+    )  # 2 images x 2 labels
     assert [len(g) for g in galleries] == [2, 2]
 
 
