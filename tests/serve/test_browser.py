@@ -108,6 +108,7 @@ def assert_matches_predict(page, models, files: dict[str, Path]) -> pd.DataFrame
     return shown
 
 
+@pytest.mark.slow  # ~30 s on one busy core: a server process, a browser, three requests
 def test_browser_end_to_end(chromium_path, serve_models, uploads, tmp_path):
     from playwright.sync_api import sync_playwright
     from serve_process import running_server
@@ -164,10 +165,11 @@ def test_browser_end_to_end(chromium_path, serve_models, uploads, tmp_path):
             page.locator("#medpeft-files input[type=file]").set_input_files([str(huge)])
             toast = page.get_by_text("exceed the maximum allowed size of 2.0 Mb")
             toast.wait_for(timeout=WAIT_MS)
-            assert "huge.png" in toast.inner_text()
+            page.wait_for_timeout(1000)  # for the screenshot only: the toast fades in
             error_shot = tmp_path / "serve_page_upload_error.png"
             page.screenshot(path=str(error_shot))
             save_artifact(error_shot)
+            assert "huge.png" in toast.inner_text()
 
             # 4. the same server still scores the next good upload
             upload(page, [uploads["png"]])
