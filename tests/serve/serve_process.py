@@ -25,6 +25,7 @@ SRC = Path(__file__).resolve().parents[2] / "src"
 class Server:
     url: str
     process: subprocess.Popen
+    env: dict[str, str]
     lines: list[str] = field(default_factory=list)
 
     def output(self) -> str:
@@ -42,28 +43,27 @@ class Server:
         return self.process.returncode
 
 
-@contextmanager
-def running_server(args: Sequence[str], start_timeout: float = 180.0) -> Iterator[Server]:
-    """Start ``medpeft serve --host 127.0.0.1 --port <free> *args``; yields once it prints its URL."""
-    port = free_port()
+def serve_env() -> dict[str, str]:
+    """This checkout's sources first on the path, Gradio telemetry off."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(SRC), env.get("PYTHONPATH", "")) if p)
     env["GRADIO_ANALYTICS_ENABLED"] = "False"
-    command = [
-        sys.executable,
-        "-m",
-        "medpeft.cli",
-        "serve",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        *args,
-    ]
+    return env
+
+
+def serve_command(args: Sequence[str]) -> list[str]:
+    return [sys.executable, "-m", "medpeft.cli", "serve", *args]
+
+
+@contextmanager
+def running_server(args: Sequence[str], start_timeout: float = 180.0) -> Iterator[Server]:
+    """Start ``medpeft serve --host 127.0.0.1 --port <free> *args``; yields once it prints its URL."""
+    env = serve_env()
+    command = serve_command(["--host", "127.0.0.1", "--port", str(free_port()), *args])
     process = subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, bufsize=1
     )
-    server = Server("", process)
+    server = Server("", process, env)
     ready = threading.Event()
 
     def read() -> None:

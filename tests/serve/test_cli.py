@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 import urllib.request
 from pathlib import Path
 
 import pytest
+from serve_helpers import free_port
 
 from medpeft.cli import main
 
@@ -52,14 +54,16 @@ def test_help_explains_every_flag(capsys):
     ],
 )
 def test_bad_options_fail_before_loading(capsys, argv, message):
-    assert main(["serve", "--backbone", "tiny", *argv]) == 1
+    port = ["--port", str(free_port())] if "--port" not in argv else []
+    assert main(["serve", "--backbone", "tiny", *port, *argv]) == 1
     err = capsys.readouterr().err
     assert err.startswith("medpeft serve: error:") and message in err
     assert "loading model" not in err
 
 
 def test_server_process_serves_and_cleans_up():
-    from serve_process import running_server
+    pytest.importorskip("gradio", reason="medpeft serve needs gradio (pip install gradio)")
+    from serve_process import running_server, serve_command
 
     with running_server(["--backbone", "tiny", "--max-images", "3"]) as server:
         assert re.match(r"http://127\.0\.0\.1:\d+$", server.url)
@@ -71,6 +75,20 @@ def test_server_process_serves_and_cleans_up():
         assert "loading model 1/1: base (backbone tiny)" in output and "WARNING" not in output
         work = Path(re.search(r"uploads and results go to (\S+) ", output).group(1))
         assert work.is_dir()
+        port = server.url.rsplit(":", 1)[1]
+        second = subprocess.run(
+            serve_command(["--backbone", "tiny", "--port", port, "--quiet"]),
+            env=server.env,
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+        assert second.returncode == 1
+        assert (
+            f"medpeft serve: error: cannot serve on 127.0.0.1:{port}: Address already in use" in second.stderr
+        )
+        assert "loading model" not in second.stderr  # refused before any model loads
+        assert "Traceback" not in second.stderr
         assert server.stop() == 0
     assert "medpeft serve: stopped" in server.output()
     assert not work.exists()

@@ -7,7 +7,9 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from medpeft.commands.model_options import add_model_options
 
@@ -85,15 +87,21 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from medpeft.commands.model_options import adapter_labels, check_adapter, model_factories
-    from medpeft.errors import ConfigError
-    from medpeft.serve.inference import resolve_compute
-    from medpeft.serve.limits import UploadLimits
-    from medpeft.serve.server import exposure_warning
+    import importlib.util
 
+    from medpeft.errors import ConfigError
+    from medpeft.serve.limits import UploadLimits
+    from medpeft.serve.server import check_port
+
+    if importlib.util.find_spec("gradio") is None:
+        raise ConfigError("medpeft serve needs Gradio: pip install 'medpeft[serve]' (or pip install gradio)")
     if not 0 < args.port < 65536:
         raise ConfigError(f"--port must be between 1 and 65535, got {args.port}")
     limits = UploadLimits(max_file_mb=args.max_file_mb, max_images=args.max_images)
+    check_port(args.host, args.port)  # before torch is even imported
+    from medpeft.commands.model_options import adapter_labels, check_adapter
+    from medpeft.serve.inference import resolve_compute
+
     compute = resolve_compute(args.device, args.precision)
     adapters = [check_adapter(a) for a in (args.adapter or [None])]
     names = adapter_labels(adapters)
@@ -101,6 +109,29 @@ def run(args: argparse.Namespace) -> int:
     def say(text: str) -> None:
         if not args.quiet:
             print(text, file=sys.stderr, flush=True)
+
+    saved = {key: os.environ.get(key) for key in ("GRADIO_ANALYTICS_ENABLED", "GRADIO_TEMP_DIR")}
+    try:
+        return _serve(args, names, adapters, compute, limits, say)
+    finally:  # a caller in the same process gets its environment back
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def _serve(
+    args: argparse.Namespace,
+    names: list[str],
+    adapters: list[str | None],
+    compute: Any,
+    limits: Any,
+    say: Callable[[str], None],
+) -> int:
+    """Load the models once, serve until stopped; the temporary folder goes when this returns."""
+    from medpeft.commands.model_options import model_factories
+    from medpeft.serve.server import exposure_warning
 
     os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # no telemetry, no version check
     with tempfile.TemporaryDirectory(prefix="medpeft-serve-") as work:
@@ -125,6 +156,8 @@ def run(args: argparse.Namespace) -> int:
         if warning:
             print(warning, file=sys.stderr, flush=True)
         print(f"medpeft serve: running at {url} (Ctrl+C to stop)", flush=True)
-        serve_until_stopped(app)
-    print("medpeft serve: stopped", flush=True)
+        try:
+            serve_until_stopped(app)
+        finally:
+            print("medpeft serve: stopped", flush=True)
     return 0

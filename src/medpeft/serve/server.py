@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import signal
+import socket
 import threading
 from typing import Any
 
@@ -33,6 +34,24 @@ def exposure_warning(host: str, port: int) -> str | None:
         f"{port} can upload images and run the models, and the page has no login. Serve on 127.0.0.1 "
         "(the default) and use an SSH tunnel to reach it from elsewhere."
     )
+
+
+def check_port(host: str, port: int) -> None:
+    """Fail fast, before any model loads, when ``host:port`` cannot be bound (in use, or not an address
+    of this machine); ``ConfigError`` says which."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as err:
+        raise ConfigError(f"cannot serve on {host}:{port}: unknown host ({err.strerror})") from err
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            probe.bind(address)
+        except OSError as err:
+            raise ConfigError(
+                f"cannot serve on {host}:{port}: {err.strerror}; is another server on that port? pass --port N"
+            ) from err
 
 
 def start(app: Any, host: str, port: int, *, max_file_bytes: int) -> str:
