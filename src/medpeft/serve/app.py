@@ -17,7 +17,7 @@ import gradio as gr
 from medpeft.errors import ConfigError
 from medpeft.serve.analysis import OWN_TEMPLATES, Analysis, analyse
 from medpeft.serve.charts import probability_chart
-from medpeft.serve.inference import Compute, dataset_presets, template_sets
+from medpeft.serve.inference import Compute, dataset_presets, resolve_compute, template_sets
 from medpeft.serve.limits import UploadLimits
 from medpeft.serve.results import messages_html, to_html, write_csv
 
@@ -32,7 +32,7 @@ CACHE_MAX_AGE_S = 3600
 def build_app(
     models: Mapping[str, Any],
     *,
-    compute: Compute,
+    compute: Compute | None = None,
     limits: UploadLimits | None = None,
     work_dir: str | Path | None = None,
     title: str = "medpeft serve",
@@ -41,10 +41,13 @@ def build_app(
     side) a probability chart and heat-map overlays, plus one results table and its CSV.
 
     ``models``: display name -> model (anything ``evaluation.predict`` accepts, e.g. ``AceLoraModel``).
+    ``compute``: ``serve.inference.resolve_compute(device, precision)`` (default: auto device, fp32).
     ``work_dir``: where result CSVs are written (default: a temporary folder removed with the app).
+    Serve it with ``serve.server.start`` (localhost, no share link, Gradio's own upload-size limit).
     """
     if not models:
         raise ConfigError("build_app needs at least one model")
+    compute = compute if compute is not None else resolve_compute()
     limits = limits if limits is not None else UploadLimits()
     names = list(models)
     # Without a work_dir, a temporary folder that lives as long as the handler (the closure holds it).
