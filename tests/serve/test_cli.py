@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 import subprocess
 import urllib.request
 from pathlib import Path
@@ -91,4 +92,31 @@ def test_server_process_serves_and_cleans_up():
         assert "Traceback" not in second.stderr
         assert server.stop() == 0
     assert "medpeft serve: stopped" in server.output()
+    assert not work.exists()
+
+
+def test_sigterm_while_loading_removes_the_temporary_folder():
+    pytest.importorskip("gradio", reason="medpeft serve needs gradio (pip install gradio)")
+    from serve_process import serve_command, serve_env
+
+    process = subprocess.Popen(
+        serve_command(["--backbone", "tiny", "--port", str(free_port())]),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=serve_env(),
+    )
+    try:
+        for line in process.stdout:
+            if "uploads and results go to" in line:
+                work = Path(re.search(r"go to (\S+) ", line).group(1))
+                break
+        assert work.is_dir()
+        process.send_signal(signal.SIGTERM)  # the models are loading now
+        output = process.communicate(timeout=60)[0]
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(10)
+    assert process.returncode == 130 and "medpeft serve: interrupted" in output, output
     assert not work.exists()

@@ -111,8 +111,11 @@ def run(args: argparse.Namespace) -> int:
             print(text, file=sys.stderr, flush=True)
 
     saved = {key: os.environ.get(key) for key in ("GRADIO_ANALYTICS_ENABLED", "GRADIO_TEMP_DIR")}
+    from medpeft.serve.server import terminate_as_interrupt
+
     try:
-        return _serve(args, names, adapters, compute, limits, say)
+        with terminate_as_interrupt():  # SIGTERM while loading or serving: the temporary folder still goes
+            return _serve(args, names, adapters, compute, limits, say)
     finally:  # a caller in the same process gets its environment back
         for key, value in saved.items():
             if value is None:

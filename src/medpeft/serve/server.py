@@ -1,15 +1,18 @@
 """Running the page: bind (localhost by default), warn when exposed, stop cleanly on Ctrl+C or SIGTERM.
 
 Why not ``Blocks.launch()`` alone: its blocking wait ends only on Ctrl+C, and a SIGTERM (a test, a
-service manager) would kill the process before the temporary upload folder is removed.
+service manager) would kill the process before the temporary upload folder is removed; here SIGTERM is
+turned into the same clean stop as Ctrl+C.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import signal
 import socket
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 from medpeft.errors import ConfigError
@@ -78,15 +81,33 @@ def start(app: Any, host: str, port: int, *, max_file_bytes: int) -> str:
     return app.local_url or f"http://{host}:{port}/"
 
 
+@contextlib.contextmanager
+def terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM raises ``KeyboardInterrupt`` (as Ctrl+C does) while inside, so a server stopped at any
+    moment, model loading included, unwinds and removes its temporary folder. Main thread only (where
+    Python delivers signals); elsewhere a no-op."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def serve_until_stopped(app: Any, stop: threading.Event | None = None) -> None:
-    """Block until Ctrl+C, SIGTERM or ``stop`` is set, then close the server."""
+    """Block until Ctrl+C (or SIGTERM under ``terminate_as_interrupt``) or until ``stop`` is set, then
+    close the server."""
     stop = stop if stop is not None else threading.Event()
-    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
         while not stop.wait(0.5):
             pass
     except KeyboardInterrupt:
         pass
     finally:
-        signal.signal(signal.SIGTERM, previous)
         app.close()
