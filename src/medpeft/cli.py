@@ -11,7 +11,20 @@ import argparse
 import importlib
 import sys
 
-COMMANDS = ["demo", "synth", "prepare", "train", "eval", "predict", "finetune", "convert", "info", "weak_labels"]
+# module names under medpeft.commands (the command ``weak-labels`` lives in ``weak_labels.py``)
+COMMANDS = [
+    "demo",
+    "synth",
+    "prepare",
+    "train",
+    "eval",
+    "predict",
+    "finetune",
+    "convert",
+    "weak_labels",
+    "serve",
+    "info",
+]
 
 
 def build_parser() -> argparse.ArgumentParser:

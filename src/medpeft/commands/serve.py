@@ -1,0 +1,166 @@
+"""`medpeft serve`: a local web page to try a backbone and adapters on your own images."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from medpeft.commands.model_options import add_model_options
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 7860
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    from medpeft.serve.limits import DEFAULT_MAX_FILE_MB, DEFAULT_MAX_IMAGES
+
+    p = sub.add_parser(
+        "serve",
+        help="local web page: try a backbone and adapters on your own images",
+        description=(
+            "Start a web page (Gradio) on this machine: upload PNG, JPEG or DICOM images, type class names "
+            "or pick a dataset preset, choose prompt templates, and see per-image probabilities (bar chart "
+            "and table), heat-map overlays and a CSV of the results. Several --adapter flags show the "
+            "models side by side. Models load once at start; uploads live in a temporary folder removed "
+            "when the server stops (Ctrl+C)."
+        ),
+        epilog=(
+            "Examples:\n"
+            "  medpeft serve --backbone tiny\n"
+            "  medpeft serve --backbone biomedclip --adapter none --adapter ACE_LoRA.pt --port 8080\n"
+            "  medpeft serve --backbone ./biomedclip --adapter runs/a1 --device cuda:0 --precision bf16\n"
+            "Then open http://127.0.0.1:7860 in a browser (from another machine: ssh -L 7860:127.0.0.1:7860 host)."
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_model_options(p, several_adapters=True)
+    p.add_argument(
+        "--host",
+        default=DEFAULT_HOST,
+        metavar="ADDR",
+        help=f"address to bind (default {DEFAULT_HOST}: this machine only); any other address prints a "
+        "warning, since the page has no login. Example: --host 0.0.0.0",
+    )
+    p.add_argument(
+        "--port",
+        type=int,
+        default=DEFAULT_PORT,
+        metavar="N",
+        help=f"port (default {DEFAULT_PORT}). Example: --port 8080",
+    )
+    p.add_argument(
+        "--max-file-mb",
+        type=float,
+        default=DEFAULT_MAX_FILE_MB,
+        metavar="MB",
+        help=f"largest accepted upload, per file (default {DEFAULT_MAX_FILE_MB:g}). Example: --max-file-mb 100",
+    )
+    p.add_argument(
+        "--max-images",
+        type=int,
+        default=DEFAULT_MAX_IMAGES,
+        metavar="N",
+        help=f"most images scored per request (default {DEFAULT_MAX_IMAGES}). Example: --max-images 32",
+    )
+    p.add_argument(
+        "--device",
+        default="auto",
+        metavar="{auto,cpu,cuda[:N]}",
+        help="where the models run (default auto: CUDA when available, else the CPU). Example: --device cuda:1",
+    )
+    p.add_argument(
+        "--precision",
+        choices=["fp32", "bf16", "fp16"],
+        default="fp32",
+        help="inference precision (default fp32); bf16/fp16 autocast needs CUDA. Example: --precision bf16",
+    )
+    p.add_argument(
+        "--quiet", action="store_true", help="no loading progress in the terminal (warnings still show)"
+    )
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import importlib.util
+
+    from medpeft.errors import ConfigError
+    from medpeft.serve.limits import UploadLimits
+    from medpeft.serve.server import check_port
+
+    if importlib.util.find_spec("gradio") is None:
+        raise ConfigError("medpeft serve needs Gradio: pip install 'medpeft[serve]' (or pip install gradio)")
+    if not 0 < args.port < 65536:
+        raise ConfigError(f"--port must be between 1 and 65535, got {args.port}")
+    limits = UploadLimits(max_file_mb=args.max_file_mb, max_images=args.max_images)
+    check_port(args.host, args.port)  # before torch is even imported
+    from medpeft.commands.model_options import adapter_labels, check_adapter
+    from medpeft.serve.inference import resolve_compute
+
+    compute = resolve_compute(args.device, args.precision)
+    adapters = [check_adapter(a) for a in (args.adapter or [None])]
+    names = adapter_labels(adapters)
+
+    def say(text: str) -> None:
+        if not args.quiet:
+            print(text, file=sys.stderr, flush=True)
+
+    saved = {key: os.environ.get(key) for key in ("GRADIO_ANALYTICS_ENABLED", "GRADIO_TEMP_DIR")}
+    from medpeft.serve.server import terminate_as_interrupt
+
+    try:
+        with terminate_as_interrupt():  # SIGTERM while loading or serving: the temporary folder still goes
+            return _serve(args, names, adapters, compute, limits, say)
+    finally:  # a caller in the same process gets its environment back
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def _serve(
+    args: argparse.Namespace,
+    names: list[str],
+    adapters: list[str | None],
+    compute: Any,
+    limits: Any,
+    say: Callable[[str], None],
+) -> int:
+    """Load the models once, serve until stopped; the temporary folder goes when this returns."""
+    from medpeft.commands.model_options import model_factories
+    from medpeft.serve.server import exposure_warning
+
+    os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # no telemetry, no version check
+    with tempfile.TemporaryDirectory(prefix="medpeft-serve-") as work:
+        # Gradio reads this when imported: its upload cache goes inside our folder and is removed with it.
+        os.environ["GRADIO_TEMP_DIR"] = str(Path(work) / "uploads")
+        say(f"uploads and results go to {work} (removed when the server stops)")
+        models = {}
+        started = time.perf_counter()
+        for i, (name, make) in enumerate(zip(names, model_factories(args.backbone, adapters), strict=True)):
+            say(f"loading model {i + 1}/{len(names)}: {name} (backbone {args.backbone}) ...")
+            models[name] = make().to(compute.device).eval()
+        say(
+            f"models loaded in {time.perf_counter() - started:.1f} s on {compute.device} ({compute.precision})"
+        )
+
+        from medpeft.serve.app import build_app
+        from medpeft.serve.server import serve_until_stopped, start
+
+        app = build_app(models, compute=compute, limits=limits, work_dir=work)
+        url = start(app, args.host, args.port, max_file_bytes=limits.max_file_bytes)
+        warning = exposure_warning(args.host, args.port)
+        if warning:
+            print(warning, file=sys.stderr, flush=True)
+        print(f"medpeft serve: running at {url} (Ctrl+C to stop)", flush=True)
+        try:
+            serve_until_stopped(app)
+        finally:
+            print("medpeft serve: stopped", flush=True)
+    return 0
