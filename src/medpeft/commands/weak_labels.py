@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from medpeft.commands import options
+
 # Literal copies (the library imports torch; --help must stay instant); a test keeps them equal.
 PROPOSERS = ("sam", "hf-sam", "regions")
 QUERY_MODES = ("official", "clean")
@@ -36,9 +38,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="a CSV with columns id,image,question (optional dataset, location/organ, modality; image paths "
         "relative to the CSV), or a prepared A³Tune manifest folder holding manifest.csv",
     )
-    p.add_argument(
-        "--out", required=True, type=Path, metavar="DIR", help="output folder (masks.npz, index.json)"
-    )
+    options.add_out(p, help="output folder (masks.npz, index.json)")
     p.add_argument(
         "--proposer",
         required=True,
@@ -62,12 +62,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="the CLIP-family scorer: biomedclip (HF hub/cache), a local BiomedCLIP folder, hf-hub:org/repo, "
         "biomedclip-arch or tiny",
     )
-    p.add_argument(
-        "--adapter",
-        default=None,
-        metavar="A",
-        help="an ACE-LoRA adapter (folder or released .pt) applied to the scorer (default: the base model)",
-    )
+    options.add_adapter(p)
     p.add_argument(
         "--top-k",
         type=int,
@@ -104,21 +99,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--preview", type=int, default=0, metavar="N", help="draw the first N samples into OUT/preview.png"
     )
-    p.add_argument(
-        "--on-bad-image",
-        choices=["error", "skip"],
-        default="error",
-        help="an unreadable image, missing question or repeated id: stop naming file/row/field (default), "
-        "or skip it and count it (printed and stored in index.json)",
-    )
-    p.add_argument(
-        "--device",
-        default="auto",
-        help="auto, cpu, cuda or cuda:N for the proposer and the scorer (default auto)",
-    )
-    p.add_argument(
-        "--batch-size", type=int, default=64, metavar="N", help="crops per scorer batch (default 64)"
-    )
+    options.add_on_bad_image(p)
+    options.add_device(p)
+    options.add_batch_size(p, default=64, what="crops per scorer batch")
     p.add_argument(
         "--points-per-batch",
         type=int,
@@ -126,23 +109,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="N",
         help="SAM point prompts per batch (default 128, the authors'; lower it to save GPU memory)",
     )
-    p.add_argument(
-        "--workers",
-        type=int,
-        default=0,
-        metavar="N",
-        help="image decoding threads ahead of the model (default 0)",
-    )
+    options.add_workers(p)
     p.add_argument(
         "--flush-every", type=int, default=16, metavar="N", help="write results every N samples (default 16)"
     )
-    p.add_argument(
-        "--seed", type=int, default=0, help="seed (each sample is seeded from it and its position)"
-    )
-    p.add_argument(
-        "--overwrite", action="store_true", help="replace results in --out made with different settings"
-    )
-    p.add_argument("--quiet", action="store_true", help="no progress bar (tqdm with ETA otherwise)")
+    options.add_seed(p)
+    options.add_overwrite(p, what="results in --out made with different settings")
+    options.add_quiet(p)
     p.set_defaults(func=run)
 
 

@@ -18,7 +18,7 @@ import pandas as pd
 from PIL import Image
 
 from medpeft.errors import ConfigError, MedpeftError
-from medpeft.serve.inference import Compute, check_prompts, heatmaps, score, template_sets
+from medpeft.serve.inference import InferenceOptions, check_prompts, heatmaps, score, template_sets
 from medpeft.serve.limits import UploadLimits
 from medpeft.serve.results import check_labels, combine
 from medpeft.serve.uploads import read_uploads
@@ -68,7 +68,7 @@ def analyse(
     own_templates: str | None,
     *,
     limits: UploadLimits,
-    compute: Compute,
+    compute: InferenceOptions,
     with_heatmaps: bool = True,
 ) -> Analysis:
     """Score the readable uploads with every model (``evaluation.predict``), draw heat maps, and report

@@ -17,7 +17,7 @@ import gradio as gr
 from medpeft.errors import ConfigError
 from medpeft.serve.analysis import OWN_TEMPLATES, Analysis, analyse
 from medpeft.serve.charts import probability_chart
-from medpeft.serve.inference import Compute, dataset_presets, resolve_compute, template_sets
+from medpeft.serve.inference import InferenceOptions, dataset_presets, resolve_compute, template_sets
 from medpeft.serve.limits import UploadLimits
 from medpeft.serve.results import messages_html, to_html, write_csv
 
@@ -32,7 +32,7 @@ CACHE_MAX_AGE_S = 3600
 def build_app(
     models: Mapping[str, Any],
     *,
-    compute: Compute | None = None,
+    compute: InferenceOptions | None = None,
     limits: UploadLimits | None = None,
     work_dir: str | Path | None = None,
     title: str = "medpeft serve",
@@ -141,7 +141,7 @@ def build_app(
     return app
 
 
-def _intro(names: list[str], compute: Compute, limits: UploadLimits) -> str:
+def _intro(names: list[str], compute: InferenceOptions, limits: UploadLimits) -> str:
     return (
         "# medpeft serve\n"
         "Zero-shot class probabilities and heat maps for your own images. "

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,31 +15,18 @@ import pandas as pd
 from PIL import Image
 
 from medpeft.evaluation.heatmap import save_heatmaps
+from medpeft.evaluation.options import InferenceOptions
 from medpeft.evaluation.predict import label_prompts, parse_labels, predict
 from medpeft.evaluation.prompts import DATASETS, TEMPLATE_SETS
-from medpeft.runtime import PRECISIONS, autocast_dtype, check_precision, resolve_device
-
-#: ``--precision`` -> the ``amp`` argument of ``evaluation.predict``.
-_AMP = {"fp32": "none", "bf16": "bf16", "fp16": "fp16"}
+from medpeft.runtime import PRECISIONS
 
 
-@dataclass(frozen=True)
-class Compute:
-    """Where and in what precision the models run (resolved once, at start)."""
-
-    device: str
-    precision: str = "fp32"
-
-    @property
-    def amp(self) -> str:
-        return _AMP[self.precision]
-
-
-def resolve_compute(device: str = "auto", precision: str = "fp32") -> Compute:
-    """``--device``/``--precision`` checked the project's way (``runtime``): bf16/fp16 need CUDA."""
-    dev = resolve_device(device)
-    autocast_dtype(dev, check_precision(precision))
-    return Compute(str(dev), precision)
+def resolve_compute(device: str = "auto", precision: str = "fp32", batch_size: int = 16) -> InferenceOptions:
+    """``--device``/``--precision`` checked once at start, the project's way (fp16 needs CUDA)."""
+    options = InferenceOptions(batch_size=batch_size, device=device, precision=precision)
+    dev = options.torch_device()
+    options.autocast_dtype(dev)
+    return InferenceOptions.make(options, device=str(dev))
 
 
 def template_sets() -> dict[str, tuple[str, ...]]:
@@ -66,9 +52,7 @@ def score(
     images: Sequence[Image.Image],
     labels: Sequence[str],
     templates: str | list[str],
-    compute: Compute,
-    *,
-    batch_size: int = 16,
+    compute: InferenceOptions,
 ) -> dict[str, pd.DataFrame]:
     """Per model, ``evaluation.predict``'s table (``image``, ``predicted``, one column per label)."""
     return {
@@ -77,22 +61,23 @@ def score(
             list(images),
             list(labels),
             templates=templates,
-            batch_size=batch_size,
-            device=compute.device,
-            amp=compute.amp,
-            on_bad_image="error",
+            options=InferenceOptions.make(compute, on_bad_image="error"),
         )
         for name, model in models.items()
     }
 
 
 def heatmaps(
-    model: Any, images: Sequence[Image.Image], titles: Sequence[str], compute: Compute
+    model: Any, images: Sequence[Image.Image], titles: Sequence[str], compute: InferenceOptions
 ) -> list[Image.Image]:
     """``evaluation.heatmap``'s overlays, drawn in a temporary folder that is removed before returning."""
     with tempfile.TemporaryDirectory(prefix="medpeft-serve-heatmaps-") as folder:
         written = save_heatmaps(
-            model, list(images), folder, titles=list(titles), device=compute.device, on_bad_image="error"
+            model,
+            list(images),
+            folder,
+            titles=list(titles),
+            options=InferenceOptions.make(compute, on_bad_image="error"),
         )
         overlays = []
         for file in written["files"]:
@@ -103,7 +88,7 @@ def heatmaps(
 
 __all__ = [
     "PRECISIONS",
-    "Compute",
+    "InferenceOptions",
     "check_prompts",
     "dataset_presets",
     "heatmaps",
