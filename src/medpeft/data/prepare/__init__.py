@@ -218,7 +218,10 @@ def prepare(
                         "on_missing": on_missing,
                         "on_bad_image": on_bad_image,
                         "verify_images": verify_images,
-                        **{k: (str(v) if isinstance(v, Path) else v) for k, v in {**accepted, **options}.items()},
+                        **{
+                            k: (str(v) if isinstance(v, Path) else v)
+                            for k, v in {**accepted, **options}.items()
+                        },
                     },
                 }
             )
@@ -290,7 +293,9 @@ def _write_conversation_folder(
     from medpeft.data.conversations import image_paths, read_conversations, write_conversations
 
     if fractions:
-        raise ConfigError(f"--fraction applies to image-label manifests, not to {prepared.name}'s conversations")
+        raise ConfigError(
+            f"--fraction applies to image-label manifests, not to {prepared.name}'s conversations"
+        )
     if not any(prepared.splits.values()):
         raise DataError(
             f"no {prepared.name} samples left to write under {ctx.raw}; "
@@ -312,7 +317,7 @@ def _write_conversation_folder(
         info.splits[split] = f"{split}.jsonl"
         info.counts[split] = dict(sorted(Counter(s.answer_type for s in samples).items()))
     write_conversation_info(stage, info)
-    for split, name in info.splits.items():  # read back exactly as consumers will
+    for name in info.splits.values():  # read back exactly as consumers will
         back = read_conversations(stage / name)
         files = [p if p.is_file() else ctx.out_dir / p.relative_to(stage) for p in image_paths(stage, back)]
         missing = [str(p) for p in files if not p.is_file()]

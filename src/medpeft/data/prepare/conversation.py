@@ -191,10 +191,14 @@ def finish(
         if item.truth_key in masks:
             if item.key not in written:
                 image_path = ctx.stage_dir / rel if (ctx.stage_dir / rel).is_file() else ctx.out_dir / rel
-                written[item.key] = _write_lesion_mask(ctx, ctx.raw / masks[item.truth_key], image_path, item.key)
+                written[item.key] = _write_lesion_mask(
+                    ctx, ctx.raw / masks[item.truth_key], image_path, item.key
+                )
             item.sample.lesion_mask = written[item.key]
         if item.sample.split not in by_split:
-            raise DataError(f"sample {item.sample.id}: split {item.sample.split!r} is not one of {tuple(splits)}")
+            raise DataError(
+                f"sample {item.sample.id}: split {item.sample.split!r} is not one of {tuple(splits)}"
+            )
         by_split[item.sample.split].append(item.sample)
     ctx.report.read["images"] = len({i.key for i in items})
     if written:

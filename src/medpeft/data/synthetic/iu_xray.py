@@ -56,13 +56,17 @@ def write(out: Path, n: int, seed: int, image_size: int, advance: Advance) -> di
         case = render_case(rng, image_size, sample_finding(rng))
         layout = rng.random()
         lateral_only, empty = layout < 0.05, 0.05 <= layout < 0.1
-        views = ["Lateral"] if lateral_only else (["Frontal", "Lateral"] if rng.random() < 0.8 else ["Frontal"])
+        views = (
+            ["Lateral"] if lateral_only else (["Frontal", "Lateral"] if rng.random() < 0.8 else ["Frontal"])
+        )
         for k, view in enumerate(views):
             filename = f"{uid}_IM-{1000 + index:04d}-{1001 + k:04d}.dcm.png"
             rel = f"{IMAGES}/{filename}"
             if view == "Frontal":
                 image = case.rendered.image
-                mask = save_mask(out, f"iu_xray/{filename[:-8]}", case.mask) if case.mask is not None else None
+                mask = (
+                    save_mask(out, f"iu_xray/{filename[:-8]}", case.mask) if case.mask is not None else None
+                )
                 truth[rel] = {"id": filename, "uid": uid, **case_truth(case, mask)}
             else:
                 drawn = {case.finding: 1.0} if case.finding else {}
@@ -91,6 +95,10 @@ def write(out: Path, n: int, seed: int, image_size: int, advance: Advance) -> di
     pd.DataFrame(projections).to_csv(out / "indiana_projections.csv", index=False)
     return {
         "counts": counts,
-        "paths": {"reports_csv": "indiana_reports.csv", "projections_csv": "indiana_projections.csv", "images": IMAGES},
+        "paths": {
+            "reports_csv": "indiana_reports.csv",
+            "projections_csv": "indiana_projections.csv",
+            "images": IMAGES,
+        },
         "truth": truth,
     }

@@ -24,7 +24,12 @@ from medpeft.data.synthetic.vqa import case_truth, image_splits, questions, rend
 STREAM = 8
 ROOT = "Slake1.0"
 SPLITS = ("train", "validate", "test")
-_CONTENT = {"presence": "Abnormality", "normal": "Abnormality", "abnormality": "Abnormality", "location": "Position"}
+_CONTENT = {
+    "presence": "Abnormality",
+    "normal": "Abnormality",
+    "abnormality": "Abnormality",
+    "location": "Position",
+}
 
 
 def total_images(n: int) -> int:
@@ -87,7 +92,9 @@ def write(out: Path, n: int, seed: int, image_size: int, advance: Advance) -> di
             "qa": [{"question": q.question, "answer": q.answer, "closed": q.closed} for q in qas],
         }
     for split in SPLITS:
-        (out / ROOT / f"{split}.json").write_text(json.dumps(records[split], ensure_ascii=False, indent=1) + "\n")
+        (out / ROOT / f"{split}.json").write_text(
+            json.dumps(records[split], ensure_ascii=False, indent=1) + "\n"
+        )
     return {
         "counts": {
             "images": n,

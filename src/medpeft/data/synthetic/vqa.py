@@ -52,7 +52,7 @@ class CxrCase:
 
 
 def lesion_site(mask: np.ndarray) -> str:
-    """"right lung" / "left lung" / "both lungs" from where the mask's pixels lie (patient's frame)."""
+    """ "right lung" / "left lung" / "both lungs" from where the mask's pixels lie (patient's frame)."""
     width = mask.shape[1]
     cols = np.nonzero(mask.any(axis=0))[0]
     image_left, image_right = bool((cols < width / 2).any()), bool((cols >= width / 2).any())
@@ -99,7 +99,9 @@ def questions(case: CxrCase, rng: np.random.Generator, yes: str = "yes", no: str
     ]
 
 
-def image_splits(n: int, rng: np.random.Generator, names: tuple[str, ...], fractions: tuple[float, ...]) -> list[str]:
+def image_splits(
+    n: int, rng: np.random.Generator, names: tuple[str, ...], fractions: tuple[float, ...]
+) -> list[str]:
     """A split name per image: a seeded permutation cut by ``fractions``, every split non-empty when n allows."""
     counts = [int(round(f * n)) for f in fractions]
     for i in range(1, len(counts)):  # evaluation splits get at least one image
