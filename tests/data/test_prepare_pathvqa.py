@@ -45,7 +45,9 @@ def test_round_trip_closed_is_yes_no_and_answerable(raw, tmp_path):
         assert Image.open(tmp_path / "out" / s.image).size == (32, 32)
     for group in by_image.values():  # the four questions of one tile agree with one LC25000 class
         pairs = {(s.question, s.answer) for s in group}
-        assert any(pairs == set(qa_pairs(k)) for k in ("lung_aca", "lung_n", "lung_scc", "colon_aca", "colon_n"))
+        assert any(
+            pairs == set(qa_pairs(k)) for k in ("lung_aca", "lung_n", "lung_scc", "colon_aca", "colon_n")
+        )
     assert_no_image_in_two_splits(samples)
 
 
@@ -66,7 +68,9 @@ def test_image_in_two_splits_is_dropped_from_train(raw, tmp_path):
     leak["question"] = "Is this tissue stained?"
     pd.concat([train, leak]).to_parquet(copy / TRAIN, index=False)
     summary = run("pathvqa", copy, tmp_path / "out")
-    assert summary["dropped"] == {"samples: image also in the test split (dropped from train to avoid leakage)": 1}
+    assert summary["dropped"] == {
+        "samples: image also in the test split (dropped from train to avoid leakage)": 1
+    }
     assert_no_image_in_two_splits(read_all(tmp_path / "out"))
 
 
@@ -75,7 +79,9 @@ def test_bad_rows_are_named(raw, tmp_path):
     table = pd.read_parquet(copy / TEST)
     table.loc[1, "question"] = ""
     table.to_parquet(copy / TEST, index=False)
-    with pytest.raises(DataError, match=r"test-00000-of-00001\.parquet row 1: missing field\(s\) \['question'\]"):
+    with pytest.raises(
+        DataError, match=r"test-00000-of-00001\.parquet row 1: missing field\(s\) \['question'\]"
+    ):
         run("pathvqa", copy, tmp_path / "out")
     table.loc[1, "question"] = "What is shown?"
     table.at[2, "image"] = {"bytes": b"not an image", "path": "x.jpg"}
@@ -93,6 +99,10 @@ def test_written_png_is_the_decoded_jpeg(raw, tmp_path):
     run("pathvqa", raw, tmp_path / "out")
     first = pd.read_parquet(raw / TRAIN).iloc[0]
     rows = read_all(tmp_path / "out")["train"]
-    s = next(r for r in rows if r.question == first["question"] and r.extra["source_path"] == first["image"]["path"])
+    s = next(
+        r
+        for r in rows
+        if r.question == first["question"] and r.extra["source_path"] == first["image"]["path"]
+    )
     decoded = Image.open(io.BytesIO(first["image"]["bytes"])).convert("RGB")
     assert np.array_equal(np.array(Image.open(tmp_path / "out" / s.image)), np.array(decoded))

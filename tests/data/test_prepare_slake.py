@@ -35,7 +35,12 @@ def test_round_trip_english_only_and_answerable(raw, tmp_path):
     summary = run("slake", raw, tmp_path / "out")
     samples = read_all(tmp_path / "out")
     assert set(samples) == {"train", "validate", "test"}
-    n_zh = sum(1 for s in ("train", "validate", "test") for q in json.loads((raw / "Slake1.0" / f"{s}.json").read_text()) if q["q_lang"] == "zh")
+    n_zh = sum(
+        1
+        for s in ("train", "validate", "test")
+        for q in json.loads((raw / "Slake1.0" / f"{s}.json").read_text())
+        if q["q_lang"] == "zh"
+    )
     assert n_zh == 16 and summary["dropped"] == {"questions: not English (q_lang != 'en')": 16}
     rows = [s for split in samples.values() for s in split]
     assert len(rows) == summary["kept_total"] == sum(summary["kept"].values()) > 0
@@ -45,7 +50,9 @@ def test_round_trip_english_only_and_answerable(raw, tmp_path):
         assert s.conversations[0]["value"].startswith("<image>\n")
         record = gold[f"Slake1.0/imgs/{s.extra['img_name']}"]
         assert record["split"] == s.split
-        assert {"question": s.question, "answer": s.answer, "closed": s.answer_type == "closed"} in record["qa"]
+        assert {"question": s.question, "answer": s.answer, "closed": s.answer_type == "closed"} in record[
+            "qa"
+        ]
         if s.answer_type == "closed":
             assert s.answer in ("Yes", "No")
     closed = [s.answer for s in rows if s.answer_type == "closed"]
@@ -105,7 +112,9 @@ def test_slake1_0_folder_itself_is_accepted_and_output_is_deterministic(raw, tmp
     run("slake", raw, tmp_path / "a")
     run("slake", raw, tmp_path / "b")
     for split in ("train", "validate", "test"):
-        assert (tmp_path / "a" / f"{split}.jsonl").read_bytes() == (tmp_path / "b" / f"{split}.jsonl").read_bytes()
+        assert (tmp_path / "a" / f"{split}.jsonl").read_bytes() == (
+            tmp_path / "b" / f"{split}.jsonl"
+        ).read_bytes()
     summary = run("slake", raw / "Slake1.0", tmp_path / "c")  # no sidecar next to it: no lesion masks
     assert summary["kept_total"] == run("slake", raw, tmp_path / "d")["kept_total"]
     assert not read_conversation_info(tmp_path / "c").has_lesion_mask

@@ -46,7 +46,9 @@ def test_split_by_phrase_type_and_leak_dropped(raw, tmp_path):
     gold = truth(raw)
     for s in samples["train"] + samples["test"]:
         record = gold[f"VQA_RAD Image Folder/{_name(items, s.extra['qid'])}"]
-        assert {"question": s.question, "answer": s.answer, "closed": s.answer_type == "closed"} in record["qa"]
+        assert {"question": s.question, "answer": s.answer, "closed": s.answer_type == "closed"} in record[
+            "qa"
+        ]
         assert s.organ == "CHEST" and s.modality is None
         assert (s.lesion_mask is not None) == (record["finding"] is not None)
 
