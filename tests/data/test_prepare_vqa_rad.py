@@ -77,7 +77,7 @@ def test_number_answers_become_text(raw, tmp_path):
     [
         (lambda it: it[2].update(image_name="synpic1.jpg"), r"item 2: image file not found: .*synpic1\.jpg"),
         (lambda it: it[2].update(answer_type="closed?"), r"item 2: field 'answer_type' is 'closed\?'"),
-        (lambda it: it[2].update(phrase_type="val"), r"item 2: field 'phrase_type' is 'val'"),
+        (lambda it: it[2].update(phrase_type=""), r"item 2: missing field 'phrase_type'"),
         (lambda it: it[2].pop("answer"), r"item 2: missing field\(s\) \['answer'\]"),
         (lambda it: it[2].update(qid=it[1]["qid"]), r"item 2: qid \d+ appears twice \(first at .*item 1\)"),
     ],
