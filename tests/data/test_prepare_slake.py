@@ -97,6 +97,10 @@ def test_missing_image_is_named_or_skipped_and_counted(raw, tmp_path):
         (lambda it: it[1].pop("question"), r"test\.json item 1: missing field\(s\) \['question'\]"),
         (lambda it: it[1].update(answer=""), r"test\.json item 1: missing field\(s\) \['answer'\]"),
         (lambda it: it.append(dict(it[0])), r"test\.json item \d+: qid \d+ appears twice"),
+        (
+            lambda it: it[0].update(img_name="../imgs/xmlab1/source.jpg"),
+            "must be a relative path inside",
+        ),
     ],
 )
 def test_bad_items_are_named(raw, tmp_path, change, message):

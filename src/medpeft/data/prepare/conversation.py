@@ -171,6 +171,11 @@ def finish(
     items = resolve_overlap(items, ctx, check_overlap_policy(overlap))
     jobs: dict[str, ImageJob] = {}
     for item in items:
+        parts = Path(item.key).parts
+        if not parts or Path(item.key).is_absolute() or ".." in parts:
+            raise DataError(
+                f"sample {item.sample.id}: image name {item.key!r} must be a relative path inside the dataset"
+            )
         if item.src is not None and item.key not in jobs:
             jobs[item.key] = ImageJob(item.key, item.src, item.key)
     results = ctx.images(list(jobs.values()))
