@@ -70,3 +70,25 @@ def test_bad_items_are_named(tmp_path):
     raw = _folder(tmp_path / "c", [bad], [])
     with pytest.raises(DataError, match=r"training\.json item 0: the human turn has no <image> placeholder"):
         run("llava-json", raw, tmp_path / "out3", images_dir=raw / "imgs")
+
+
+def test_existing_output_needs_overwrite_and_stale_outputs_go(tmp_path):
+    from medpeft.errors import OutputExistsError
+
+    raw = _folder(
+        tmp_path / "raw", [_item(1, "a.png", "Yes"), _item(2, "b.png", "No")], [_item(3, "c.png", "x")]
+    )
+    out = tmp_path / "out"
+    run("llava-json", raw, out, images_dir=raw / "imgs", image_size=16)
+    assert (out / "images" / "a.png").is_file()
+    with pytest.raises(OutputExistsError):
+        run("llava-json", raw, out, images_dir=raw / "imgs")
+    run("llava-json", raw, out, images_dir=raw / "imgs", overwrite=True)  # no cache this time
+    assert not (out / "images").exists()
+    assert read_all(out)["train"][0].image.endswith("imgs/a.png")
+    assert sorted(p.name for p in out.iterdir()) == [
+        "dataset.json",
+        "prepare_summary.json",
+        "test.jsonl",
+        "train.jsonl",
+    ]
