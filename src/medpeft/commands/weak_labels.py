@@ -6,12 +6,12 @@ import argparse
 import sys
 from pathlib import Path
 
+from medpeft.a3tune.weak_labels.proposers import PROPOSERS
 from medpeft.a3tune.weak_labels.queries import DATASETS as QUERY_DATASETS
+from medpeft.a3tune.weak_labels.queries import QUERY_MODES
 from medpeft.commands import options
 
 # Literal copies (the library imports torch; --help must stay instant); a test keeps them equal.
-PROPOSERS = ("sam", "hf-sam", "regions")
-QUERY_MODES = ("official", "clean")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
