@@ -1,10 +1,11 @@
-"""One request as a plain function: the page's numbers are ``model.predict``'s, per model."""
+"""One request as a plain function: the page's numbers are ``medpeft.predict``'s, per model."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
+from medpeft.evaluation.predict import predict
 from medpeft.serve.analysis import OWN_TEMPLATES, analyse, choose_templates, parse_label_text
 from medpeft.serve.inference import resolve_compute
 from medpeft.serve.limits import UploadLimits
@@ -19,7 +20,7 @@ def run(models, files, labels="no finding, pneumonia, effusion", choice="biomedc
     )
 
 
-def test_probabilities_equal_model_predict(serve_models, uploads):
+def test_probabilities_equal_predict(serve_models, uploads):
     files = [uploads["png"], uploads["dicom"], uploads["rgb"]]
     result = run(serve_models, files, with_heatmaps=False)
     assert result.messages == []
@@ -27,7 +28,7 @@ def test_probabilities_equal_model_predict(serve_models, uploads):
     assert result.table["model"].tolist() == ["base"] * 3 + ["ace-lora"] * 3
     assert result.table["image"].tolist() == ["chest.png", "scan.dcm", "slide.png"] * 2
     for name, model in serve_models.items():
-        expected = model.predict(files, LABELS, device="cpu")
+        expected = predict(model, files, LABELS, device="cpu")
         rows = result.table[result.table["model"] == name]
         np.testing.assert_allclose(rows[LABELS].to_numpy(), expected[LABELS].to_numpy(), rtol=0, atol=1e-12)
         assert rows["predicted"].tolist() == expected["predicted"].tolist()

@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from medpeft.errors import ConfigError
+from medpeft.evaluation.predict import predict
 from medpeft.serve.inference import resolve_compute
 from medpeft.serve.limits import UploadLimits
 from medpeft.serve.results import messages_html, to_html
@@ -54,7 +55,7 @@ def test_submit_handler_gives_predict_numbers_and_csv(app, serve_models, uploads
     assert frame["model"].tolist() == ["base", "base", "ace-lora", "ace-lora"]
     assert frame["image"].tolist() == ["chest.png", "scan.dcm"] * 2
     for name, model in serve_models.items():
-        expected = model.predict([uploads["png"], uploads["dicom"]], LABELS, device="cpu")
+        expected = predict(model, [uploads["png"], uploads["dicom"]], LABELS, device="cpu")
         got = frame[frame["model"] == name][LABELS].to_numpy()
         np.testing.assert_allclose(
             got, expected[LABELS].to_numpy(), rtol=0, atol=1e-15

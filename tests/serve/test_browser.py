@@ -19,6 +19,8 @@ import pandas as pd
 import pytest
 from serve_helpers import write_png
 
+from medpeft.evaluation.predict import predict
+
 LABELS = ["no finding", "pneumonia"]
 CHROMIUM_ARGS = [
     "--headless",
@@ -101,7 +103,7 @@ def assert_matches_predict(page, models, files: dict[str, Path]) -> pd.DataFrame
     assert shown["model"].tolist() == [name for name in ("base", "ace") for _ in files]
     assert shown["image"].tolist() == list(files) * 2
     for name, model in (("base", models["base"]), ("ace", models["ace-lora"])):
-        expected = model.predict(list(files.values()), LABELS, device="cpu")
+        expected = predict(model, list(files.values()), LABELS, device="cpu")
         rows = shown[shown["model"] == name]
         np.testing.assert_allclose(rows[LABELS].to_numpy(), expected[LABELS].to_numpy(), rtol=0, atol=5.1e-5)
         assert rows["predicted"].tolist() == expected["predicted"].tolist()
@@ -140,7 +142,7 @@ def test_browser_end_to_end(chromium_path, serve_models, uploads, tmp_path):
             with page.expect_download(timeout=WAIT_MS) as download_info:
                 page.locator('#medpeft-csv a[download="medpeft_predictions.csv"]').click()
             csv = pd.read_csv(download_info.value.path())
-            expected = serve_models["ace-lora"].predict(list(good.values()), LABELS, device="cpu")
+            expected = predict(serve_models["ace-lora"], list(good.values()), LABELS, device="cpu")
             np.testing.assert_allclose(
                 csv[csv["model"] == "ace"][LABELS].to_numpy(), expected[LABELS].to_numpy(), atol=1e-12
             )

@@ -14,6 +14,7 @@ ALLOWED = (
     "medpeft.backbones",
     "medpeft.ace_lora",
     "medpeft.data.images",
+    "medpeft.data.datasets",  # the registry: query datasets and K
     "medpeft.a3tune.weak_labels",
 )
 

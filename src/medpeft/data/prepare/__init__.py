@@ -206,25 +206,21 @@ def prepare(
             progress=progress,
         )
         prepared: Prepared | PreparedConversations = module.build(ctx, **options)
+        run = {
+            "raw": str(raw.resolve()),
+            "out": str(out.resolve()),
+            "image_size": image_size,
+            "seed": seed,
+            "options": {
+                "on_missing": on_missing,
+                "on_bad_image": on_bad_image,
+                "verify_images": verify_images,
+                **{k: (str(v) if isinstance(v, Path) else v) for k, v in {**accepted, **options}.items()},
+            },
+        }
         if isinstance(prepared, PreparedConversations):
             summary = _write_conversation_folder(prepared, ctx, stage, fractions)
-            summary.update(
-                {
-                    "raw": str(raw.resolve()),
-                    "out": str(out.resolve()),
-                    "image_size": image_size,
-                    "seed": seed,
-                    "options": {
-                        "on_missing": on_missing,
-                        "on_bad_image": on_bad_image,
-                        "verify_images": verify_images,
-                        **{
-                            k: (str(v) if isinstance(v, Path) else v)
-                            for k, v in {**accepted, **options}.items()
-                        },
-                    },
-                }
-            )
+            summary.update(run)
             _finish_summary(summary, stage, out)
             return summary
         if not any(len(df) for df in prepared.splits.values()):
@@ -246,19 +242,10 @@ def prepare(
         ctx.report.kept = {s: len(df) for s, df in prepared.splits.items() if len(df)}
         summary = ctx.report.to_dict()
         outputs = sorted(p.name for p in stage.iterdir()) + [SUMMARY]
+        run["options"] = {**run["options"], "fractions": list(fractions)}
         summary.update(
             {
-                "raw": str(raw.resolve()),
-                "out": str(out.resolve()),
-                "image_size": image_size,
-                "seed": seed,
-                "options": {
-                    "on_missing": on_missing,
-                    "on_bad_image": on_bad_image,
-                    "verify_images": verify_images,
-                    "fractions": list(fractions),
-                    **{k: (str(v) if isinstance(v, Path) else v) for k, v in {**accepted, **options}.items()},
-                },
+                **run,
                 "fractions": fraction_counts,
                 "class_counts": {
                     s: _class_counts(df, info.classes) for s, df in prepared.splits.items() if len(df)
