@@ -57,7 +57,9 @@ def write_vqa(
                 q, a, t = "where is the square ?", side, "open"
             else:
                 q, a, t = "is there a square ?", "yes" if has else "no", "closed"
-            samples.append(make_sample(sid, f"images/{sid}.png", q, a, t, split=split, dataset="synthetic", **extra))
+            samples.append(
+                make_sample(sid, f"images/{sid}.png", q, a, t, split=split, dataset="synthetic", **extra)
+            )
             if has:
                 big = np.kron(mask, np.ones((256 // SIZE, 256 // SIZE), dtype=np.uint8))
                 masks[sid] = big[None]

@@ -61,7 +61,9 @@ class A3Collator:
         max_length: int | None = None,
     ) -> None:
         if tokenizer is None or image_processor is None:
-            raise ConfigError("the base model has no tokenizer or image processor; load it from a folder that has")
+            raise ConfigError(
+                "the base model has no tokenizer or image processor; load it from a folder that has"
+            )
         if padding_side not in PADDING_SIDES:
             raise ConfigError(f"padding_side must be one of {PADDING_SIDES}, got {padding_side!r}")
         placeholder = tokenizer.convert_tokens_to_ids(IMAGE_PLACEHOLDER)
@@ -76,7 +78,9 @@ class A3Collator:
         self.chat = bool(getattr(tokenizer, "chat_template", None))
         pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
         if pad is None or tokenizer.eos_token_id is None:
-            raise ConfigError("the tokenizer needs an EOS token (and a pad token, or EOS is used for padding)")
+            raise ConfigError(
+                "the tokenizer needs an EOS token (and a pad token, or EOS is used for padding)"
+            )
         self.pad_id, self.eos_id = int(pad), int(tokenizer.eos_token_id)
 
     def prompt_ids(self, example: A3Example) -> list[int]:

@@ -101,7 +101,9 @@ def match_weak_labels(samples: list[ConversationSample], weak: WeakLabels) -> We
             continue
         shape = shapes.get(sid)
         if shape is None:
-            raise DataError(f"{weak.folder / MASKS_FILE}: no masks for sample {sid!r}, which {INDEX_FILE} names")
+            raise DataError(
+                f"{weak.folder / MASKS_FILE}: no masks for sample {sid!r}, which {INDEX_FILE} names"
+            )
         if len(shape) != 3 or shape[1:] != (size, size):
             raise DataError(
                 f"{weak.folder / MASKS_FILE}: masks of sample {sid!r} have shape {list(shape)}, not "

@@ -44,7 +44,29 @@ _NUMBERS = {
     "ten": "10",
 }
 _ARTICLES = frozenset({"a", "an", "the"})
-_PUNCT = (";", "/", "[", "]", '"', "{", "}", "(", ")", "=", "+", "\\", "_", "-", ">", "<", "@", "`", ",", "?", "!")
+_PUNCT = (
+    ";",
+    "/",
+    "[",
+    "]",
+    '"',
+    "{",
+    "}",
+    "(",
+    ")",
+    "=",
+    "+",
+    "\\",
+    "_",
+    "-",
+    ">",
+    "<",
+    "@",
+    "`",
+    ",",
+    "?",
+    "!",
+)
 # The lookbehind of the original is mistyped ("(?!<=\d)"): it is a lookahead that never fires before a period, so
 # every period not followed by a digit is removed.
 _PERIOD = re.compile(r"(?!<=\d)(\.)(?!\d)")
@@ -158,7 +180,9 @@ def rouge_l(predictions: Sequence[str], references: Sequence[str]) -> list[float
     from rouge_score import rouge_scorer
 
     scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
-    return [100.0 * scorer.score(r, p)["rougeL"].fmeasure for p, r in zip(predictions, references, strict=True)]
+    return [
+        100.0 * scorer.score(r, p)["rougeL"].fmeasure for p, r in zip(predictions, references, strict=True)
+    ]
 
 
 def bootstrap_ci(
@@ -198,7 +222,11 @@ def summarize(
     if not (len(answers) == n == len(answer_types)):
         raise ConfigError("predictions, answers and answer types must have the same length")
     per_sample = [sample_scores(p, a, t) for p, a, t in zip(predictions, answers, answer_types, strict=True)]
-    summary: dict[str, Any] = {"n": n, "n_closed": answer_types.count("closed"), "n_open": answer_types.count("open")}
+    summary: dict[str, Any] = {
+        "n": n,
+        "n_closed": answer_types.count("closed"),
+        "n_open": answer_types.count("open"),
+    }
     for metric in VQA_METRICS:
         values = [s[metric] for s in per_sample if metric in s]
         if not values:

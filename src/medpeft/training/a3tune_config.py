@@ -67,7 +67,9 @@ class A3TrainConfig:
         }
         bad = [k for k, ok in checks.items() if not ok]
         if bad:
-            raise ConfigError(f"invalid A³Tune training setting(s): {', '.join(f'{k}={getattr(self, k)!r}' for k in bad)}")
+            raise ConfigError(
+                f"invalid A³Tune training setting(s): {', '.join(f'{k}={getattr(self, k)!r}' for k in bad)}"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

@@ -84,7 +84,13 @@ class _A3Session:
                  collator: A3Collator, cfg: A3TrainConfig, out: Path, resolved: dict[str, Any]) -> None:  # fmt: skip
         self.acc, self.model, self.optimizer, self.scheduler = acc, model, optimizer, scheduler
         self.unwrapped: A3TuneModel = acc.unwrap_model(model)
-        self.examples, self.collator, self.cfg, self.out, self.resolved = examples, collator, cfg, out, resolved
+        self.examples, self.collator, self.cfg, self.out, self.resolved = (
+            examples,
+            collator,
+            cfg,
+            out,
+            resolved,
+        )
         self.device, self.main = acc.device, acc.is_main_process
         self.world, self.rank = acc.num_processes, acc.process_index
         self.spe, self.total = resolved["run"]["steps_per_epoch"], resolved["run"]["total_steps"]
@@ -324,7 +330,9 @@ def train_a3tune(
     if cfg.gradient_checkpointing:
         model.enable_gradient_checkpointing()
     params = list(model.trainable_parameters().values())
-    optimizer = torch.optim.AdamW(params, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps, weight_decay=cfg.weight_decay)
+    optimizer = torch.optim.AdamW(
+        params, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps, weight_decay=cfg.weight_decay
+    )
     scheduler = make_scheduler(optimizer, total, warmup, cfg.schedule)
     model, optimizer = acc.prepare(model, optimizer)
     resolved: dict[str, Any] = {
