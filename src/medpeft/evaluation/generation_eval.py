@@ -119,7 +119,7 @@ def evaluate_generation(
     """Score ``adapters`` (folders or 'none') on ``data_dir``'s ``split``; returns the metrics.json content."""
     from tqdm.auto import tqdm
 
-    from medpeft.io import check_out_dir, write_json
+    from medpeft.io import check_out_dir
     from medpeft.runtime import resolve_device, versions
 
     settings = settings or GenerationSettings()
