@@ -116,7 +116,7 @@ class A3Collator:
         if m is None:
             return None
         if not isinstance(m, torch.Tensor) or m.ndim != 3 or tuple(m.shape[1:]) != (self.grid, self.grid):
-            shape = tuple(m.shape) if hasattr(m, "shape") else type(m).__name__
+            shape = list(m.shape) if hasattr(m, "shape") else type(m).__name__
             raise DataError(
                 f"sample {example.id!r}: weak masks have shape {shape}, not [K, {self.grid}, {self.grid}] "
                 f"(the base model's image-token grid)"
