@@ -69,21 +69,24 @@ def test_the_base_wrapper_generates_what_the_bare_base_generates():
 
 
 def test_attention_diagnostic_matches_a_hand_computation():
-    base, model, col = adapted("llava-tiny")
+    base = tiny("llava-tiny")
+    model = A3TuneModel(base, A3TuneConfig.plain_lora(top_heads=4)).eval()  # zero adapter: outputs = the base's
+    col = A3Collator(base.tokenizer, base.image_processor, base.image_token_id, base.grid, padding_side="left")
     batch = col(examples()[:2])
     masks = [torch.zeros(1, 4, 4), None]
     masks[0][0, :2, :2] = 1.0  # top-left quarter
     diag = attention_diagnostic(model, batch, masks, torch.device("cpu"))
-    # by hand: eager attention of every layer/head from output_attentions on the same prompt
+    # by hand: eager attention maps (output_attentions) of the same weights on the same prompt
+    eager = tiny("llava-tiny", attn="eager").model
     with torch.no_grad():
-        out = model.llava(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                          pixel_values=batch["pixel_values"], output_attentions=True)  # fmt: skip
+        out = eager(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                    pixel_values=batch["pixel_values"], output_attentions=True)  # fmt: skip
     ids, valid = batch["input_ids"][0], batch["attention_mask"][0].bool()
     img = (ids == base.image_token_id) & valid
     rows = valid & (torch.arange(len(ids)) > torch.nonzero(img).max())
-    att = torch.stack([a[0] for a in out.attentions])  # [L, H, S, S]
-    att = att[:, :, rows][:, :, :, img]  # [L, H, T, P]
-    ratio = att.sum((-1, -2)) / out.attentions[0][0][:, rows].sum((-1, -2))  # [L, H] image share
+    full = torch.stack([a[0] for a in out.attentions])[:, :, rows]  # [L, H, T, S]
+    att = full[..., img]  # [L, H, T, P]
+    ratio = att.sum((-1, -2)) / full.sum((-1, -2))  # [L, H] image share of each head
     top = torch.topk(ratio.flatten(), 4).indices
     abar = att.flatten(0, 1)[top].sum(0)  # [T, P]
     share = (abar / abar.sum(-1, keepdim=True)).reshape(-1, 4, 4)
