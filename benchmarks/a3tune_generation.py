@@ -24,14 +24,18 @@ import torch
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
-    p.add_argument("--preset", choices=["llava-tiny", "llava-tiny-mistral", "llava-med-arch"], default="llava-tiny")
+    p.add_argument(
+        "--preset", choices=["llava-tiny", "llava-tiny-mistral", "llava-med-arch"], default="llava-tiny"
+    )
     p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--samples", type=int, default=32, help="prompts generated in each mode")
     p.add_argument("--max-new-tokens", type=int, default=32)
     p.add_argument("--num-beams", type=int, default=1)
     p.add_argument("--method", choices=["a3tune", "lora"], default="a3tune")
-    p.add_argument("--text-tokens", type=int, default=24, help="longest prompt text (shorter ones vary down to half)")
+    p.add_argument(
+        "--text-tokens", type=int, default=24, help="longest prompt text (shorter ones vary down to half)"
+    )
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
     p.add_argument("--seed", type=int, default=0)
     return p.parse_args(argv)
@@ -112,10 +116,16 @@ def main(argv: list[str] | None = None) -> dict:
     n_tokens = args.samples * args.max_new_tokens
     result = {
         "benchmark": "a3tune_generation",
-        "batched": {"seconds": round(t_batched, 4), "tokens_per_s": round(n_tokens / t_batched, 2),
-                    "samples_per_s": round(args.samples / t_batched, 3)},  # fmt: skip
-        "one_at_a_time": {"seconds": round(t_single, 4), "tokens_per_s": round(n_tokens / t_single, 2),
-                          "samples_per_s": round(args.samples / t_single, 3)},  # fmt: skip
+        "batched": {
+            "seconds": round(t_batched, 4),
+            "tokens_per_s": round(n_tokens / t_batched, 2),
+            "samples_per_s": round(args.samples / t_batched, 3),
+        },  # fmt: skip
+        "one_at_a_time": {
+            "seconds": round(t_single, 4),
+            "tokens_per_s": round(n_tokens / t_single, 2),
+            "samples_per_s": round(args.samples / t_single, 3),
+        },  # fmt: skip
         "speedup": round(t_single / t_batched, 3),
         "same_tokens": tok_batched == tok_single,
         "settings": {k: v for k, v in vars(args).items()} | {"image_tokens": base.image_seq_length},

@@ -26,7 +26,9 @@ def vqa(tmp_path_factory):
 
 
 def collator(base, side="right", **kw):
-    return A3Collator(base.tokenizer, base.image_processor, base.image_token_id, base.grid, padding_side=side, **kw)
+    return A3Collator(
+        base.tokenizer, base.image_processor, base.image_token_id, base.grid, padding_side=side, **kw
+    )
 
 
 def example(i=0, answer="left", masks=None, question="where is the square ?"):
@@ -43,7 +45,11 @@ def test_labels_supervise_exactly_the_answer_and_eos(base):
     n_prompt = len(prompt) - 1 + base.grid**2  # the one <image> becomes grid² tokens
     assert ids.count(base.image_token_id) == base.grid**2 == 16
     assert labels[:n_prompt] == [-100] * n_prompt
-    assert labels[n_prompt:] == ids[n_prompt:] == [*tok(" left", add_special_tokens=False)["input_ids"], tok.eos_token_id]
+    assert (
+        labels[n_prompt:]
+        == ids[n_prompt:]
+        == [*tok(" left", add_special_tokens=False)["input_ids"], tok.eos_token_id]
+    )
     assert batch["prompt_lengths"] == [n_prompt]
     assert batch["pixel_values"].shape == (1, 3, 56, 56)
 
@@ -90,7 +96,9 @@ def test_weak_masks_must_be_on_the_grid_and_errors_name_the_sample(base):
 
 def test_examples_match_weak_labels_by_id_and_count_both_ways(base, vqa):
     data, weak = vqa
-    ds = ConversationExamples(data, "train", weak_labels=weak, grid=base.grid, image_processor=base.image_processor)
+    ds = ConversationExamples(
+        data, "train", weak_labels=weak, grid=base.grid, image_processor=base.image_processor
+    )
     m = ds.match.to_dict()
     # samples 2 and 5 have no square (no weak label); the test split's squares are ids not in this split
     assert m["samples"] == 6 and m["with_masks"] == 4 and m["samples_without_weak_labels"] == 2
@@ -112,5 +120,7 @@ def test_bad_inputs_are_named(base, vqa, tmp_path):
     with pytest.raises(DataError, match="not a weak-label folder"):
         ConversationExamples(data, "train", weak_labels=tmp_path, grid=4)
     bad = write_weak(tmp_path / "bad", {"train-0": np.ones((1, 64, 64), dtype=np.uint8)})
-    with pytest.raises(DataError, match=r"masks of sample 'train-0' have shape \[1, 64, 64\], not \[K, 256, 256\]"):
+    with pytest.raises(
+        DataError, match=r"masks of sample 'train-0' have shape \[1, 64, 64\], not \[K, 256, 256\]"
+    ):
         ConversationExamples(data, "train", weak_labels=bad, grid=4)

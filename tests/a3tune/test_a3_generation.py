@@ -40,7 +40,9 @@ def adapted(name: str) -> tuple:
         g = torch.Generator().manual_seed(1)
         for p in model.trainable_parameters().values():
             p.add_(0.05 * torch.randn(p.shape, generator=g))
-    col = A3Collator(base.tokenizer, base.image_processor, base.image_token_id, base.grid, padding_side="left")
+    col = A3Collator(
+        base.tokenizer, base.image_processor, base.image_token_id, base.grid, padding_side="left"
+    )
     return base, model, col
 
 
@@ -50,7 +52,9 @@ def test_batched_generation_equals_one_at_a_time(name, beams):
     settings = GenerationSettings(num_beams=beams, max_new_tokens=6)
     items = examples()
     _, batched = generate_batch(model, col(items), settings, base.tokenizer, torch.device("cpu"))
-    single = [generate_batch(model, col([e]), settings, base.tokenizer, torch.device("cpu"))[1][0] for e in items]
+    single = [
+        generate_batch(model, col([e]), settings, base.tokenizer, torch.device("cpu"))[1][0] for e in items
+    ]
     assert len(batched) == len(single) == 4
     assert batched == single
     assert all(len(ids) >= 1 for ids in batched)
@@ -60,7 +64,9 @@ def test_the_base_wrapper_generates_what_the_bare_base_generates():
     bare = tiny("llava-tiny")
     wrapped_base = tiny("llava-tiny")
     wrapper = A3TuneModel(wrapped_base, A3TuneConfig.plain_lora()).eval()
-    col = A3Collator(bare.tokenizer, bare.image_processor, bare.image_token_id, bare.grid, padding_side="left")
+    col = A3Collator(
+        bare.tokenizer, bare.image_processor, bare.image_token_id, bare.grid, padding_side="left"
+    )
     batch = col(examples())
     settings = GenerationSettings(max_new_tokens=5)
     _, a = generate_batch(bare.model, batch, settings, bare.tokenizer, torch.device("cpu"))
@@ -70,8 +76,12 @@ def test_the_base_wrapper_generates_what_the_bare_base_generates():
 
 def test_attention_diagnostic_matches_a_hand_computation():
     base = tiny("llava-tiny")
-    model = A3TuneModel(base, A3TuneConfig.plain_lora(top_heads=4)).eval()  # zero adapter: outputs = the base's
-    col = A3Collator(base.tokenizer, base.image_processor, base.image_token_id, base.grid, padding_side="left")
+    model = A3TuneModel(
+        base, A3TuneConfig.plain_lora(top_heads=4)
+    ).eval()  # zero adapter: outputs = the base's
+    col = A3Collator(
+        base.tokenizer, base.image_processor, base.image_token_id, base.grid, padding_side="left"
+    )
     batch = col(examples()[:2])
     masks = [torch.zeros(1, 4, 4), None]
     masks[0][0, :2, :2] = 1.0  # top-left quarter

@@ -57,14 +57,21 @@ def test_training_lowers_the_loss_and_logs_every_field(vqa, tmp_path):
     assert all(r["align_loss"] > 0 and 0 < r["attention_in_mask"] < 1 for r in recs)
     assert np.mean([r["loss"] for r in recs[-3:]]) < np.mean([r["loss"] for r in recs[:3]]) - 0.3
     final = out / "final"
-    assert {"adapter_config.json", "adapter_model.safetensors", "a3tune_moe.safetensors", "a3tune_config.json"} <= {
-        p.name for p in final.iterdir()
-    }
+    assert {
+        "adapter_config.json",
+        "adapter_model.safetensors",
+        "a3tune_moe.safetensors",
+        "a3tune_config.json",
+    } <= {p.name for p in final.iterdir()}
     assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step-00000006.pt", "step-00000009.pt"]
     summary = json.loads((out / "train_summary.json").read_text())
     assert summary["steps"] == 9
     wl = summary["weak_labels"]  # 8 of 12 train images have a square; the 2 test squares are not in the split
-    assert (wl["with_masks"], wl["samples_without_weak_labels"], wl["weak_label_ids_not_in_split"]) == (8, 4, 2)
+    assert (wl["with_masks"], wl["samples_without_weak_labels"], wl["weak_label_ids_not_in_split"]) == (
+        8,
+        4,
+        2,
+    )
     reloaded = A3TuneModel.from_pretrained(tiny("llava-tiny"), final)
     saved = load_file(str(final / "a3tune_moe.safetensors"))
     assert saved.keys() == reloaded.moe_state_dict().keys()
@@ -84,7 +91,9 @@ def test_method_lora_trains_only_lora_on_the_same_modules(vqa, tmp_path):
     assert modules == {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}
     assert all("language_model" in k for k in adapter)  # never the vision tower or the projector
     recs = records(out)
-    assert all(r["align_loss"] == 0 and r["attention_in_mask"] is None and r["loss"] == r["lm_loss"] for r in recs)
+    assert all(
+        r["align_loss"] == 0 and r["attention_in_mask"] is None and r["loss"] == r["lm_loss"] for r in recs
+    )
 
 
 @pytest.mark.parametrize(("flag", "moe", "align"), [("--no-moe", False, True), ("--no-align", True, False)])
@@ -109,7 +118,10 @@ def test_gradient_checkpointing_gives_the_same_numbers(vqa, tmp_path):
 
 def test_bf16_and_gradient_accumulation_run_on_cpu(vqa, tmp_path):
     data, weak = vqa
-    assert train(data, weak, tmp_path / "run", "--max-steps", "1", "--precision", "bf16", "--grad-accum", "2") == 0
+    assert (
+        train(data, weak, tmp_path / "run", "--max-steps", "1", "--precision", "bf16", "--grad-accum", "2")
+        == 0
+    )
     rec = records(tmp_path / "run")[0]
     assert np.isfinite(rec["loss"]) and rec["attention_in_mask"] is not None
 
