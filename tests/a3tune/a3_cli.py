@@ -29,3 +29,7 @@ def run(argv: list[str]) -> int:
     except MedpeftError as err:
         print(f"medpeft {args.command}: error: {err}", file=sys.stderr)
         return 1
+
+
+if __name__ == "__main__":  # torchrun / accelerate launch entry point of the multi-process test
+    sys.exit(run(sys.argv[1:]))

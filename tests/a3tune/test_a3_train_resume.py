@@ -4,6 +4,7 @@ with --resume, ends with the adapter bytes and the metrics of an uninterrupted r
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -73,3 +74,21 @@ def test_resume_refuses_changed_settings(tmp_path, capsys):
     assert run(["a3tune", "train", *changed, "--resume"]) == 1
     err = capsys.readouterr().err
     assert "cannot resume" in err and "train.lr: checkpoint 0.003, now 0.001" in err
+
+
+def test_two_processes_train_one_adapter(tmp_path):
+    """torchrun, 2 CPU processes (gloo): a global batch of 4 is split 2 + 2, gradients are averaged, both ranks
+    end with the same adapter (the loop raises otherwise) and the folder is a normal run."""
+    data, weak = write_vqa(tmp_path / "vqa", {"train": 8})
+    out = tmp_path / "two"
+    script = Path(__file__).with_name("a3_cli.py")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(script),
+           "a3tune", "train", *args(data, weak, out)[:-1], "--max-steps", "2", "--quiet"]  # fmt: skip
+    proc = subprocess.run(
+        cmd, capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"}
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    summary = json.loads((out / "train_summary.json").read_text())
+    assert summary["num_processes"] == 2 and summary["steps"] == 2
+    assert [r["step"] for r in metrics(out)] == [1, 2]
+    assert (out / "final" / "a3tune_moe.safetensors").is_file()
