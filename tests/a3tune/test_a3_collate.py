@@ -124,3 +124,25 @@ def test_bad_inputs_are_named(base, vqa, tmp_path):
         DataError, match=r"masks of sample 'train-0' have shape \[1, 64, 64\], not \[K, 256, 256\]"
     ):
         ConversationExamples(data, "train", weak_labels=bad, grid=4)
+
+
+def test_answer_ids_are_tokenised_as_in_running_text_for_sentencepiece_style_tokenizers(base):
+    """A tokenizer built like LLaMA's (normaliser: prepend "▁", spaces -> "▁"; pieces start at "▁"): " left" alone
+    gives an extra "▁" piece; the answer's ids are those "left" gets after the prompt."""
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    words = ["<pad>", "<s>", "</s>", "<unk>", "<image>", "▁", "▁USER:", "▁ASSISTANT:", "▁where", "▁is", "▁the",
+             "▁square", "▁?", "▁left", "\n"]  # fmt: skip
+    tok = Tokenizer(models.WordLevel(vocab={w: i for i, w in enumerate(words)}, unk_token="<unk>"))
+    tok.normalizer = normalizers.Sequence([normalizers.Prepend("▁"), normalizers.Replace(" ", "▁")])
+    tok.pre_tokenizer = pre_tokenizers.Split("▁", "merged_with_next")
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok, pad_token="<pad>", eos_token="</s>", unk_token="<unk>"
+    )
+    fast.add_special_tokens({"additional_special_tokens": ["<image>"]})
+    alone = fast(" left", add_special_tokens=False)["input_ids"]
+    assert fast.convert_ids_to_tokens(alone) == ["▁", "▁left"]  # the naive way
+    col = A3Collator(fast, base.image_processor, 4, base.grid)
+    ids = col.answer_ids(example(answer="left"))
+    assert fast.convert_ids_to_tokens(ids) == ["▁left", "</s>"]

@@ -41,13 +41,45 @@ def metrics(out: Path) -> list[dict]:
     return recs
 
 
-def test_sigkill_then_resume_is_bit_identical(tmp_path):
-    data, weak = write_vqa(tmp_path / "vqa", {"train": 8})
-    ref = tmp_path / "reference"
-    assert run(["a3tune", "train", *args(data, weak, ref)]) == 0
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    root = tmp_path_factory.mktemp("reference")
+    data, weak = write_vqa(root / "vqa", {"train": 8})
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        assert run(["a3tune", "train", *args(data, weak, root / "run")]) == 0
+    finally:
+        torch.set_num_threads(before)
+    return data, weak, root / "run"
 
+
+def killed(mode: str, step: int, data: Path, weak: Path, out: Path) -> None:
+    cmd = [
+        sys.executable,
+        str(KILLABLE),
+        mode,
+        str(step),
+        str(torch.get_num_threads()),
+        "--",
+        *args(data, weak, out),
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-3000:]
+
+
+def test_sigkill_then_resume_is_bit_identical(reference, tmp_path):
+    data, weak, ref = reference
     out = tmp_path / "killed"
-    cmd = [sys.executable, str(KILLABLE), "4", str(torch.get_num_threads()), "--", *args(data, weak, out)]
+    cmd = [
+        sys.executable,
+        str(KILLABLE),
+        "after",
+        "4",
+        str(torch.get_num_threads()),
+        "--",
+        *args(data, weak, out),
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-3000:]
     assert not (out / "final").exists()
@@ -64,11 +96,23 @@ def test_sigkill_then_resume_is_bit_identical(tmp_path):
     assert (out / "final" / "adapter_model.safetensors").read_bytes() == before
 
 
-def test_resume_refuses_changed_settings(tmp_path, capsys):
-    data, weak = write_vqa(tmp_path / "vqa", {"train": 8})
+def test_sigkill_during_a_checkpoint_write_leaves_the_previous_one_usable(reference, tmp_path):
+    data, weak, ref = reference
+    out = tmp_path / "killed"
+    killed("during", 4, data, weak, out)
+    names = sorted(p.name for p in (out / "checkpoints").iterdir())
+    assert names == [".step-00000004.pt.killed.tmp", "step-00000002.pt"]  # half-written, never renamed
+    assert run(["a3tune", "train", *args(data, weak, out), "--resume"]) == 0
+    for name in ADAPTER_FILES:
+        assert (out / "final" / name).read_bytes() == (ref / "final" / name).read_bytes(), name
+    assert metrics(out) == metrics(ref)
+    assert not list((out / "checkpoints").glob(".*.tmp"))  # cleaned up on resume
+
+
+def test_resume_refuses_changed_settings(reference, tmp_path, capsys):
+    data, weak, _ = reference
     out = tmp_path / "run"
-    cmd = [sys.executable, str(KILLABLE), "2", "1", "--", *args(data, weak, out)]
-    assert subprocess.run(cmd, capture_output=True, text=True, timeout=600).returncode == -signal.SIGKILL
+    killed("after", 2, data, weak, out)
     changed = args(data, weak, out)
     changed[changed.index("--lr") + 1] = "1e-3"
     assert run(["a3tune", "train", *changed, "--resume"]) == 1
@@ -76,6 +120,7 @@ def test_resume_refuses_changed_settings(tmp_path, capsys):
     assert "cannot resume" in err and "train.lr: checkpoint 0.003, now 0.001" in err
 
 
+@pytest.mark.slow  # ~15 s: two fresh Python processes importing torch and transformers
 def test_two_processes_train_one_adapter(tmp_path):
     """torchrun, 2 CPU processes (gloo): a global batch of 4 is split 2 + 2, gradients are averaged, both ranks
     end with the same adapter (the loop raises otherwise) and the folder is a normal run."""

@@ -2,8 +2,9 @@
 
 Prompt: the tokenizer's chat template when it has one (user turn ``"<image>\\n{question}"``, generation prompt
 added), else the LLaVA-1.5 style :data:`PLAIN_PROMPT` ``"USER: <image>\\n{question} ASSISTANT:"``. The answer is
-``" " + answer`` followed by EOS; prompt and answer are tokenised separately and concatenated, so the labels mask
-exactly the prompt (-100) and supervise the answer and its EOS. The prompt's one ``<image>`` token is expanded to
+``" " + answer`` followed by EOS (its ids are those the joint text gives after the prompt's ids, so SentencePiece
+word-start marks come out as in running text); the labels mask exactly the prompt (-100) and supervise the answer
+and its EOS. The prompt's one ``<image>`` token is expanded to
 the base's grid² image tokens (what ``LlavaProcessor`` does with the string). Generation batches stop after
 ``ASSISTANT:`` (no answer) and are padded on the left, so every sample's next token is at the last position.
 """
@@ -97,7 +98,20 @@ class A3Collator:
         return [*ids[:i], *([self.image_token_id] * (self.grid * self.grid)), *ids[i + 1 :]]
 
     def answer_ids(self, example: A3Example) -> list[int]:
-        return [*self.tokenizer(" " + example.answer, add_special_tokens=False)["input_ids"], self.eos_id]
+        """The answer's ids as they are tokenised after the prompt (the tail of the tokenised ``prompt + " " +
+        answer``, so a SentencePiece "▁" lands where it would in running text), then EOS. Should the joint
+        tokenisation merge across the boundary, the answer is tokenised alone."""
+        text = format_prompt(self.tokenizer, example.question)
+        special = not self.chat
+        prompt = self.tokenizer(text, add_special_tokens=special)["input_ids"]
+        joint = self.tokenizer(f"{text} {example.answer}", add_special_tokens=special)["input_ids"]
+        if joint[: len(prompt)] == prompt and len(joint) > len(prompt):
+            answer = joint[len(prompt) :]
+        else:
+            answer = self.tokenizer(" " + example.answer, add_special_tokens=False)["input_ids"]
+        if answer and answer[-1] == self.eos_id:  # a tokenizer that appends EOS itself
+            answer = answer[:-1]
+        return [*answer, self.eos_id]
 
     def encode(self, example: A3Example, generation: bool) -> tuple[list[int], list[int]]:
         prompt = self.prompt_ids(example)

@@ -232,6 +232,13 @@ def _write_results(out: Path, rows: list[dict[str, Any]], result: dict[str, Any]
         "bootstrap intervals. Attn in mask: mean share of the selected heads' image attention inside the "
         "lesion (or weak) mask.\n"
     )
+    if result["weak_labels"] is not None:
+        w = result["weak_labels"]
+        text += (
+            f"\nWeak labels: {w['with_masks']} of {w['samples']} samples have masks; "
+            f"{w['samples_without_weak_labels']} have none; {w['weak_label_ids_not_in_split']} weak-label id(s) "
+            "are not in this split (ignored).\n"
+        )
     write_text(out / "results.md", text)
     for label, items in pictures.items():
         for item in items:

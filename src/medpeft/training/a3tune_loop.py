@@ -315,7 +315,8 @@ def train_a3tune(
     examples = ConversationExamples(data_dir, split, weak_labels=weak_labels, grid=base.grid,
                                     image_processor=base.image_processor, grid_mode=cfg.grid_mode)  # fmt: skip
     if examples.match is not None and acc.is_main_process:
-        log.info("weak labels: %s", examples.match.describe())
+        mismatched = examples.match.without_masks or examples.match.unknown_ids
+        (log.warning if mismatched else log.info)("weak labels: %s", examples.match.describe())
     if weak_labels is None and a3.align and acc.is_main_process:
         log.warning("no --weak-labels: the alignment loss is 0 (attention is still recorded and logged)")
     micro = micro_batch_size(cfg.batch_size, cfg.grad_accum, world)
