@@ -54,13 +54,13 @@ def test_two_adapters_three_files_and_overlays(setup, tmp_path):
                     "--overlays", "2", "--batch-size", "4") == 0  # fmt: skip
     assert {p.name for p in out.iterdir()} == {"predictions.csv", "metrics.json", "results.md", "overlays"}
     preds = pd.read_csv(out / "predictions.csv")
-    assert len(preds) == 12 and list(preds["adapter"].unique()) == ["base", "final"]
+    assert len(preds) == 12 and list(preds["adapter"].unique()) == ["base", "run"]
     for _, row in preds.iterrows():  # every score equals the metric of that row's strings
         expected = sample_scores(str(row["prediction"]) if isinstance(row["prediction"], str) else "",
                                  row["answer"], row["answer_type"])  # fmt: skip
         assert row["f1"] == pytest.approx(expected["f1"])
     metrics = json.loads((out / "metrics.json").read_text())
-    assert set(metrics["adapters"]) == {"base", "final"}
+    assert set(metrics["adapters"]) == {"base", "run"}  # RUN/final is labelled by its run
     for summary in metrics["adapters"].values():
         assert summary["n"] == 6 and summary["closed_accuracy_n"] == 4 and summary["open_recall_n"] == 2
         assert 0 < summary["attention_in_mask"] < 1 and summary["attention_in_mask_n"] == 4
@@ -70,8 +70,8 @@ def test_two_adapters_three_files_and_overlays(setup, tmp_path):
     assert list(base_rows["mask_source"]) == ["weak", "weak", "none", "lesion", "lesion", "none"]
     assert base_rows["attention_in_mask"].isna().tolist() == [False, False, True, False, False, True]
     table = (out / "results.md").read_text()
-    assert "| base | 6 |" in table and "| final | 6 |" in table
-    assert sorted(p.name for p in (out / "overlays" / "final").iterdir()) == ["test-0.png", "test-1.png"]
+    assert "| base | 6 |" in table and "| run | 6 |" in table
+    assert sorted(p.name for p in (out / "overlays" / "run").iterdir()) == ["test-0.png", "test-1.png"]
     assert sorted(p.name for p in (out / "overlays" / "base").iterdir()) == ["test-0.png", "test-1.png"]
     # results are never overwritten without --overwrite
     assert evaluate(data, out, "--adapter", "none") == 1
@@ -101,3 +101,10 @@ def test_bad_input_fails_clearly_and_writes_nothing(setup, tmp_path, capsys):
     assert not out.exists()
     assert evaluate(data, out, "--adapter", str(tmp_path / "missing")) == 1
     assert "not a folder" in capsys.readouterr().err and not out.exists()
+
+
+def test_adapter_labels():
+    from medpeft.evaluation.generation_eval import adapter_labels
+
+    assert adapter_labels(["none", "runs/a3/final", "runs/lora/final", "x/best", "ad", "y/ad"]) == [
+        "base", "a3", "lora", "x", "ad", "ad_2"]  # fmt: skip

@@ -62,10 +62,17 @@ class _Overlay:
 
 
 def adapter_labels(adapters: list[str]) -> list[str]:
-    """Short unique labels: 'base' for none, else the folder name (``_2``… on repeats)."""
+    """Short unique labels: 'base' for none, the run folder's name for ``RUN/final`` or ``RUN/best``, else the
+    folder name (``_2``… on repeats)."""
     labels: list[str] = []
     for a in adapters:
-        label = "base" if a.lower() == "none" else Path(a).name or str(a)
+        path = Path(a)
+        if a.lower() == "none":
+            label = "base"
+        elif path.name in ("final", "best") and path.parent.name:
+            label = path.parent.name
+        else:
+            label = path.name or str(a)
         unique, k = label, 2
         while unique in labels:
             unique, k = f"{label}_{k}", k + 1
