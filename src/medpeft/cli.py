@@ -31,7 +31,7 @@ COMMANDS = [
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="medpeft",
-        description="Parameter-efficient adaptation of medical vision-language models (ACE-LoRA on BiomedCLIP).",
+        description="Parameter-efficient adaptation of medical vision-language models: ACE-LoRA (BiomedCLIP) and A³Tune (LLaVA).",
         epilog="Run 'medpeft COMMAND --help' for the options of one command.",
     )
     from medpeft.runtime import medpeft_version

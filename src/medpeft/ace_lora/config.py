@@ -70,6 +70,12 @@ class AceLoraConfig:
         if self.text_padding not in ("max_length", "longest"):
             raise ConfigError(f"text_padding must be 'max_length' or 'longest', got {self.text_padding!r}")
 
+    @classmethod
+    def base(cls, **overrides: Any) -> AceLoraConfig:
+        """The frozen base model: no LoRA, no hypergraph, the backbone's own fixed logit scale (the zero-shot
+        baseline every command and the demo compare against); ``overrides`` adjust it."""
+        return cls(**{"lora_encoders": (), "hgnn": (), "learn_logit_scale": False, **overrides})
+
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         for k, v in d.items():

@@ -14,7 +14,8 @@ Convert an ACE-LoRA adapter between the two formats. The direction follows SRC:
 
 Every key, shape and the metadata are checked on the way in; nothing is unpickled but tensors.
 No weights are downloaded: an adapter holds no backbone weights, so the conversion runs on the
-backbone's architecture (biomedclip-arch for BiomedCLIP adapters).
+backbone's architecture (biomedclip-arch for BiomedCLIP adapters). Without --backbone: biomedclip-arch
+for a .pt, the backbone recorded in adapter_config.json for a folder.
 """
 
 _EPILOG = """\
@@ -35,13 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("src", metavar="SRC", help="a released .pt checkpoint or an adapter folder")
     p.add_argument("dst", metavar="DST", help="the adapter folder or .pt file to write")
-    p.add_argument(
-        "--backbone",
-        default=None,
-        metavar="B",
-        help="the adapter's backbone or its architecture (default: biomedclip-arch for a .pt, "
-        "the backbone recorded in adapter_config.json for a folder)",
-    )
+    options.add_backbone(p, required=False)
     options.add_overwrite(p, what="an existing DST")
     p.set_defaults(func=run)
 

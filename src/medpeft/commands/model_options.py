@@ -44,7 +44,7 @@ def build_model(backbone: Any, adapter: str | None) -> Any:
     from medpeft.ace_lora.model import AceLoraModel
 
     if adapter is None:
-        return AceLoraModel(backbone, AceLoraConfig(lora_encoders=(), hgnn=(), learn_logit_scale=False))
+        return AceLoraModel(backbone, AceLoraConfig.base())
     return AceLoraModel.from_pretrained(backbone, adapter)
 
 

@@ -116,6 +116,65 @@ _DATASET_OPTIONS: list[tuple[str, str, dict, str]] = [
         {"type": float, "help": "test share when there is no split column (default 0)"},
         "generic",
     ),
+    (
+        "--reports-for",
+        "reports_for",
+        {
+            "choices": ["training", "generation"],
+            "help": "training: image-label manifest CSVs (ACE-LoRA); generation: conversation manifest "
+            "(A3Tune report generation, one sample per study)",
+        },
+        "mimic-cxr",
+    ),
+    (
+        "--image-overlap",
+        "image_overlap",
+        {
+            "choices": ["drop", "keep"],
+            "help": "an image in two splits: keep it only in its evaluation split (drop, default) or keep the "
+            "published split as is (keep; the authors' behaviour)",
+        },
+        "slake, vqa-rad, pathvqa, llava-json",
+    ),
+    (
+        "--split-fractions",
+        "split_fractions",
+        {
+            "type": float,
+            "nargs": 3,
+            "metavar": ("TRAIN", "VAL", "TEST"),
+            "help": "seeded split of reports by uid (default 0.7 0.1 0.2)",
+        },
+        "iu-xray",
+    ),
+    (
+        "--images-dir",
+        "images_dir",
+        {
+            "type": Path,
+            "metavar": "DIR",
+            "help": "folder the JSON's image paths are relative to (default: --raw)",
+        },
+        "llava-json",
+    ),
+    (
+        "--dataset-name",
+        "name",
+        {
+            "metavar": "NAME",
+            "help": "dataset name written into the manifest (e.g. slake; default llava-json)",
+        },
+        "llava-json",
+    ),
+    (
+        "--kind",
+        "kind",
+        {
+            "choices": ["vqa", "report"],
+            "help": "vqa: closed = yes/no answers, else open; report: report generation",
+        },
+        "llava-json",
+    ),
 ]
 
 
@@ -127,18 +186,30 @@ def register(sub: argparse._SubParsersAction) -> None:
             "Read a dataset in its official raw layout and write one validated manifest CSV per split "
             "(train.csv/validate.csv/test.csv), dataset.json (task and classes, for eval) and "
             "prepare_summary.json (what was kept and dropped, and why). With --image-size, resized copies "
-            "are written under OUT/images and the manifests point there."
+            "are written under OUT/images and the manifests point there. The A3Tune datasets (slake, vqa-rad, "
+            "pathvqa, iu-xray, mimic-cxr --reports-for generation, llava-json) are written as the conversation "
+            "manifest instead: train.jsonl/validate.jsonl/test.jsonl (one LLaVA-style sample per line) and a "
+            "dataset.json that says which splits and answer types it holds."
         ),
         epilog=(
             "Splits: mimic-cxr official patient-level split; rsna/siim seeded 70/15/15 (patients/images) "
             "with both classes in each; nih-cxr14 official test list plus a seeded patient-level validation "
-            "subset; mhist its own partition; chexpert-5x200 and lc25000 test only. "
-            "Example: medpeft prepare mimic-cxr --raw /data/mimic-cxr-jpg --out prepared/mimic --image-size 256"
+            "subset; mhist its own partition; chexpert-5x200 and lc25000 test only; slake and pathvqa their "
+            "own train/validate/test; vqa-rad phrase_type test_* = test, no validation; iu-xray seeded 7:1:2 by "
+            "report uid. "
+            "Examples: medpeft prepare mimic-cxr --raw /data/mimic-cxr-jpg --out prepared/mimic --image-size 256; "
+            "medpeft prepare slake --raw /data/Slake1.0 --out prepared/slake; "
+            "medpeft prepare pathvqa --raw /data/path-vqa --out prepared/pathvqa --image-size 336; "
+            "medpeft prepare mimic-cxr --raw /data/mimic-cxr-jpg --out prepared/mimic-gen --reports-for generation; "
+            "medpeft prepare llava-json --raw A3Tune/data/Slake --dataset-name slake --images-dir /data/Slake1.0/imgs "
+            "--out prepared/slake-authors"
         ),
     )
     from medpeft.data.datasets import DATASETS
 
-    p.add_argument("dataset", metavar="DATASET", help=f"one of: {', '.join((*DATASETS, 'generic'))}")
+    p.add_argument(
+        "dataset", metavar="DATASET", help=f"one of: {', '.join((*DATASETS, 'generic', 'llava-json'))}"
+    )
     p.add_argument(
         "--raw", type=Path, required=True, metavar="DIR", help="the dataset's raw folder (official layout)"
     )
@@ -201,7 +272,7 @@ def run(args: argparse.Namespace) -> int:
             continue
         if dest not in accepted:
             raise ConfigError(f"{flag} does not apply to {dataset}")
-        options[dest] = value
+        options[dest] = tuple(value) if isinstance(value, list) else value
     summary = prepare(
         dataset,
         args.raw,

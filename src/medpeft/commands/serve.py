@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from medpeft.commands.model_options import add_model_options
+from medpeft.commands import options
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 7860
@@ -39,7 +39,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    add_model_options(p, several_adapters=True)
+    options.add_backbone(p)
+    options.add_adapter(p, several=True)
     p.add_argument(
         "--host",
         default=DEFAULT_HOST,
@@ -68,21 +69,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="N",
         help=f"most images scored per request (default {DEFAULT_MAX_IMAGES}). Example: --max-images 32",
     )
-    p.add_argument(
-        "--device",
-        default="auto",
-        metavar="{auto,cpu,cuda[:N]}",
-        help="where the models run (default auto: CUDA when available, else the CPU). Example: --device cuda:1",
-    )
-    p.add_argument(
-        "--precision",
-        choices=["fp32", "bf16", "fp16"],
-        default="fp32",
-        help="inference precision (default fp32); bf16/fp16 autocast needs CUDA. Example: --precision bf16",
-    )
-    p.add_argument(
-        "--quiet", action="store_true", help="no loading progress in the terminal (warnings still show)"
-    )
+    options.add_device(p)
+    options.add_precision(p)
+    options.add_quiet(p)
     p.set_defaults(func=run)
 
 

@@ -23,6 +23,15 @@ what N counts:
   nih-cxr14       images (PNG; patient-disjoint train_val_list/test_list)
   lc25000         tiles per class (5 classes)
   mhist           tiles (HP/SSA)
+  slake           images (Slake1.0 json + imgs/; English and Chinese questions)
+  vqa-rad         images (VQA_RAD Dataset Public.json + image folder; one test image leaks into train)
+  pathvqa         tiles (parquet release: data/{train,validation,test}-*.parquet)
+  iu-xray         reports (indiana_reports.csv, indiana_projections.csv, images_normalized/)
+
+The VQA chest X-rays are normal or show ONE finding (pneumothorax, pleural effusion, nodule, mass,
+consolidation) at a known site; their questions ("Is there a pneumothorax in this image?" yes/no,
+balanced; "Where is the nodule?" -> "left lung"; "What abnormality is seen?") are answerable from the
+truth, and the sidecar keeps each lesion's mask, which 'prepare' attaches as lesion_mask.
 """
 
 _EPILOG = """\
@@ -30,6 +39,7 @@ examples:
   medpeft synth rsna --out data/rsna-synth
   medpeft synth mimic-cxr --out data/mimic-synth --n 200 --seed 1
   medpeft synth chexpert --out data/chexpert-synth --n 40 --image-size 320
+  medpeft synth slake --out data/slake-synth && medpeft prepare slake --raw data/slake-synth --out prepared/slake
 """
 
 

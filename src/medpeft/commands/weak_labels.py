@@ -6,12 +6,12 @@ import argparse
 import sys
 from pathlib import Path
 
+from medpeft.a3tune.weak_labels.proposers import PROPOSERS
+from medpeft.a3tune.weak_labels.queries import DATASETS as QUERY_DATASETS
+from medpeft.a3tune.weak_labels.queries import QUERY_MODES
 from medpeft.commands import options
 
 # Literal copies (the library imports torch; --help must stay instant); a test keeps them equal.
-PROPOSERS = ("sam", "hf-sam", "regions")
-QUERY_MODES = ("official", "clean")
-DATASETS = ("slake", "vqa-rad", "pathvqa", "mimic-cxr", "iu-xray", "omnimedvqa", "ol3i")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -81,7 +81,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--dataset",
         default=None,
         metavar="NAME",
-        help=f"query template when the CSV has no dataset column: {', '.join(DATASETS)}",
+        help=f"query template when the CSV has no dataset column: {', '.join(QUERY_DATASETS)}",
     )
     p.add_argument(
         "--bgr",

@@ -4,6 +4,10 @@ An entry names the dataset and its aliases, the module that prepares its raw lay
 writes a synthetic copy of that layout, the synthetic defaults, and, for zero-shot evaluation sets, the
 task, the label columns, the class names and the template set. Adding a dataset is adding an entry here
 (and its two modules); nothing else keeps a list.
+
+``kind`` says what ``prepare`` writes: ``"image-label"`` datasets get manifest CSVs (``manifest.py``),
+``"vqa"`` and ``"report"`` datasets (A³Tune) get the conversation manifest (``conversations.py``).
+``weak_label_k`` is A³Tune's default number of SAM mask crops kept per image (8 for VQA, 4 for reports).
 """
 
 from __future__ import annotations
@@ -24,6 +28,11 @@ class ZeroShotSpec:
     template_set: str
 
 
+KINDS = ("image-label", "vqa", "report")
+#: A³Tune's weak-label top-K by kind (A3TUNE.md: K = 8 for the VQA sets, 4 for report generation).
+WEAK_LABEL_K = {"vqa": 8, "report": 4}
+
+
 @dataclass(frozen=True)
 class DatasetEntry:
     name: str
@@ -34,6 +43,17 @@ class DatasetEntry:
     synth_image_size: int  # default synthetic image height in pixels
     aliases: tuple[str, ...] = ()
     zero_shot: ZeroShotSpec | None = None
+    kind: str = "image-label"  # "image-label" | "vqa" | "report" (see the module docstring)
+    weak_label_k: int | None = None  # A³Tune's SAM top-K; None for image-label datasets
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ConfigError(f"dataset {self.name!r}: kind must be one of {KINDS}, got {self.kind!r}")
+
+    @property
+    def is_conversation(self) -> bool:
+        """True for the A³Tune datasets that ``prepare`` writes as conversation manifests."""
+        return self.kind in ("vqa", "report")
 
 
 _CXR = "chest-xray"
@@ -44,7 +64,7 @@ REGISTRY: dict[str, DatasetEntry] = {
     for e in (
         DatasetEntry(
             "mimic-cxr", "MIMIC-CXR-JPG image-report pairs (training)", "mimic_cxr", "mimic_cxr", 64, 256,
-            aliases=("mimic", "mimic-cxr-jpg"),
+            aliases=("mimic", "mimic-cxr-jpg"), weak_label_k=WEAK_LABEL_K["report"],
         ),
         DatasetEntry(
             "chexpert-5x200", "CheXpert 5x200 (5 findings, zero-shot)", "chexpert_5x200", "chexpert", 20, 256,
@@ -89,6 +109,22 @@ REGISTRY: dict[str, DatasetEntry] = {
                 "binary", MHIST_CLASSES, ("hyperplastic polyp", "sessile serrated adenoma"), _HISTO
             ),
         ),
+        DatasetEntry(
+            "slake", "SLAKE 1.0 medical VQA (English subset)", "slake", "slake", 64, 256,
+            aliases=("slake1.0", "slake-1.0"), kind="vqa", weak_label_k=WEAK_LABEL_K["vqa"],
+        ),
+        DatasetEntry(
+            "vqa-rad", "VQA-RAD radiology VQA", "vqa_rad", "vqa_rad", 64, 256,
+            aliases=("vqarad", "vqa_rad"), kind="vqa", weak_label_k=WEAK_LABEL_K["vqa"],
+        ),
+        DatasetEntry(
+            "pathvqa", "PathVQA pathology VQA (parquet release)", "pathvqa", "pathvqa", 64, 224,
+            aliases=("path-vqa", "pvqa"), kind="vqa", weak_label_k=WEAK_LABEL_K["vqa"],
+        ),
+        DatasetEntry(
+            "iu-xray", "IU-Xray (Open-i) chest X-ray report generation", "iu_xray", "iu_xray", 64, 256,
+            aliases=("iu", "openi", "indiana"), kind="report", weak_label_k=WEAK_LABEL_K["report"],
+        ),
     )
 }  # fmt: skip
 
@@ -98,6 +134,8 @@ DATASETS: tuple[str, ...] = tuple(REGISTRY)
 DATASET_ALIASES: dict[str, str] = {alias: e.name for e in REGISTRY.values() for alias in e.aliases}
 #: The datasets zero-shot evaluation supports.
 ZERO_SHOT_DATASETS: tuple[str, ...] = tuple(n for n, e in REGISTRY.items() if e.zero_shot is not None)
+#: The A³Tune conversation datasets (VQA and report generation), written as conversation manifests.
+CONVERSATION_DATASETS: tuple[str, ...] = tuple(n for n, e in REGISTRY.items() if e.is_conversation)
 
 
 def resolve_dataset(name: str) -> str:

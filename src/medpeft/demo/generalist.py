@@ -157,9 +157,7 @@ def pretrain_generalist(
         lengths = (ids != backbone.pad_id).sum(dim=1)
         labels = meaning_labels([item.meaning for item in corpus])
         # The frozen-model view of the towers (CLS embeddings): exactly what zero-shot scoring uses.
-        config = AceLoraConfig(
-            lora_encoders=(), hgnn=(), label_guided=True, learn_logit_scale=False, logit_scale=logit_scale
-        )
+        config = AceLoraConfig.base(label_guided=True, logit_scale=logit_scale)
         model = AceLoraModel(backbone, config)
         backbone.clip.requires_grad_(True)
         params = list(model.trainable_parameters().values())

@@ -88,7 +88,7 @@ def base_config():
     """The frozen generalist as an ``AceLoraModel`` (no LoRA, no hypergraph, its own logit scale)."""
     from medpeft.ace_lora.config import AceLoraConfig
 
-    return AceLoraConfig(lora_encoders=(), hgnn=(), learn_logit_scale=False)
+    return AceLoraConfig.base()
 
 
 def train_config(settings: DemoSettings, seed: int, progress: bool):

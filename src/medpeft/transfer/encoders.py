@@ -179,7 +179,7 @@ def build_encoder(
         model.merge_lora()
         name = f"{bb.name}+{Path(adapter).name}"
     else:
-        model = AceLoraModel(bb, AceLoraConfig(lora_encoders=(), hgnn=(), learn_logit_scale=False))
+        model = AceLoraModel(bb, AceLoraConfig.base())
         name = bb.name
     model.requires_grad_(False)
     model.eval()

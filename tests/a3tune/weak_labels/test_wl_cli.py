@@ -41,7 +41,7 @@ def test_cli_choices_match_the_library():
     from medpeft.a3tune.weak_labels import PROPOSERS, queries
 
     assert command.PROPOSERS == PROPOSERS
-    assert command.QUERY_MODES == queries.QUERY_MODES and command.DATASETS == queries.DATASETS
+    assert command.QUERY_MODES == queries.QUERY_MODES and command.QUERY_DATASETS == queries.DATASETS
 
 
 def test_end_to_end_on_a_tiny_csv(tmp_path, capsys):

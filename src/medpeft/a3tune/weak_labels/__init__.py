@@ -20,52 +20,45 @@ Building blocks: ``official_query``/``clean_query``, ``filter_masks``, ``masked_
 ``rank_crops``. Command line: ``medpeft weak-labels --help``.
 """
 
-from medpeft.a3tune.weak_labels.crops import masked_crop, masked_crops
-from medpeft.a3tune.weak_labels.filters import FilterSettings, filter_masks, keep_mask
-from medpeft.a3tune.weak_labels.pipeline import generate_weak_labels, label_one
-from medpeft.a3tune.weak_labels.proposers import (
-    PROPOSERS,
-    AmgSettings,
-    Mask,
-    MaskProposer,
-    RegionProposer,
-    make_mask,
-    make_proposer,
-    mask_bbox,
-)
-from medpeft.a3tune.weak_labels.queries import build_query, clean_query, default_top_k, official_query
-from medpeft.a3tune.weak_labels.samples import Sample, read_samples
-from medpeft.a3tune.weak_labels.scoring import CropScorer, load_scorer, rank_crops, score_crops
-from medpeft.a3tune.weak_labels.store import WeakLabels, load_weak_labels
-from medpeft.a3tune.weak_labels.token_grid import to_token_grid
+from __future__ import annotations
 
-__all__ = [
-    "PROPOSERS",
-    "AmgSettings",
-    "CropScorer",
-    "FilterSettings",
-    "Mask",
-    "MaskProposer",
-    "RegionProposer",
-    "Sample",
-    "WeakLabels",
-    "build_query",
-    "clean_query",
-    "default_top_k",
-    "filter_masks",
-    "generate_weak_labels",
-    "keep_mask",
-    "label_one",
-    "load_scorer",
-    "load_weak_labels",
-    "make_mask",
-    "make_proposer",
-    "mask_bbox",
-    "masked_crop",
-    "masked_crops",
-    "official_query",
-    "rank_crops",
-    "read_samples",
-    "score_crops",
-    "to_token_grid",
-]
+import importlib
+from typing import Any
+
+_LAZY = {
+    "AmgSettings": "medpeft.a3tune.weak_labels.proposers",
+    "CropScorer": "medpeft.a3tune.weak_labels.scoring",
+    "FilterSettings": "medpeft.a3tune.weak_labels.filters",
+    "Mask": "medpeft.a3tune.weak_labels.proposers",
+    "MaskProposer": "medpeft.a3tune.weak_labels.proposers",
+    "PROPOSERS": "medpeft.a3tune.weak_labels.proposers",
+    "RegionProposer": "medpeft.a3tune.weak_labels.proposers",
+    "Sample": "medpeft.a3tune.weak_labels.samples",
+    "WeakLabels": "medpeft.a3tune.weak_labels.store",
+    "build_query": "medpeft.a3tune.weak_labels.queries",
+    "clean_query": "medpeft.a3tune.weak_labels.queries",
+    "default_top_k": "medpeft.a3tune.weak_labels.queries",
+    "filter_masks": "medpeft.a3tune.weak_labels.filters",
+    "generate_weak_labels": "medpeft.a3tune.weak_labels.pipeline",
+    "keep_mask": "medpeft.a3tune.weak_labels.filters",
+    "label_one": "medpeft.a3tune.weak_labels.pipeline",
+    "load_scorer": "medpeft.a3tune.weak_labels.scoring",
+    "load_weak_labels": "medpeft.a3tune.weak_labels.store",
+    "make_mask": "medpeft.a3tune.weak_labels.proposers",
+    "make_proposer": "medpeft.a3tune.weak_labels.proposers",
+    "mask_bbox": "medpeft.a3tune.weak_labels.proposers",
+    "masked_crop": "medpeft.a3tune.weak_labels.crops",
+    "masked_crops": "medpeft.a3tune.weak_labels.crops",
+    "official_query": "medpeft.a3tune.weak_labels.queries",
+    "rank_crops": "medpeft.a3tune.weak_labels.scoring",
+    "read_samples": "medpeft.a3tune.weak_labels.samples",
+    "score_crops": "medpeft.a3tune.weak_labels.scoring",
+    "to_token_grid": "medpeft.a3tune.weak_labels.token_grid",
+}
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'medpeft.a3tune.weak_labels' has no attribute {name!r}")

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from medpeft.a3tune.weak_labels import amg
+import medpeft.a3tune.weak_labels.amg as amg
 from medpeft.a3tune.weak_labels.proposers import AmgSettings, Mask, check_image
 from medpeft.errors import CheckpointError
 

@@ -20,16 +20,18 @@ ol3i
 
 from __future__ import annotations
 
+from medpeft.data.datasets import REGISTRY, WEAK_LABEL_K, resolve_dataset
 from medpeft.errors import ConfigError
 
-VQA_DATASETS = ("slake", "vqa-rad", "pathvqa")
-REPORT_DATASETS = ("mimic-cxr", "iu-xray")
+# The datasets the authors' query templates cover: the registry's conversation datasets (VQA and reports;
+# MIMIC-CXR reports too), plus two the authors label whose raw layouts medpeft does not prepare.
+VQA_DATASETS = tuple(n for n, e in REGISTRY.items() if e.kind == "vqa")
+REPORT_DATASETS = tuple(n for n, e in REGISTRY.items() if e.weak_label_k == WEAK_LABEL_K["report"])
 TURN_DATASETS = ("omnimedvqa", "ol3i")
 DATASETS = VQA_DATASETS + REPORT_DATASETS + TURN_DATASETS
 QUERY_MODES = ("official", "clean")
 REPORT_TEXT = "Medical image of lungs and chest X-ray."
-_ALIASES = {"vqarad": "vqa-rad", "vqa_rad": "vqa-rad", "path-vqa": "pathvqa", "pvqa": "pathvqa", "mimic": "mimic-cxr",
-            "iu": "iu-xray", "iu_xray": "iu-xray", "omni": "omnimedvqa", "cares": "omnimedvqa"}  # fmt: skip
+_TURN_ALIASES = {"omni": "omnimedvqa", "cares": "omnimedvqa"}
 
 
 class QueryFieldError(ConfigError):
@@ -42,7 +44,12 @@ class QueryFieldError(ConfigError):
 
 def canonical_dataset(dataset: str) -> str:
     name = dataset.strip().lower()
-    name = _ALIASES.get(name, name)
+    name = _TURN_ALIASES.get(name, name)
+    if name not in TURN_DATASETS:
+        try:
+            name = resolve_dataset(name)
+        except ConfigError:
+            pass
     if name not in DATASETS:
         raise ConfigError(
             f"unknown dataset {dataset!r} for the query template: use one of {', '.join(DATASETS)}"
@@ -51,8 +58,9 @@ def canonical_dataset(dataset: str) -> str:
 
 
 def default_top_k(dataset: str) -> int:
-    """K of the authors: 8 for the VQA sets, 4 for reports, OmniMedVQA and OL3I."""
-    return 8 if canonical_dataset(dataset) in VQA_DATASETS else 4
+    """K of the authors: 8 for the VQA sets, 4 for reports, OmniMedVQA and OL3I (the registry's weak_label_k)."""
+    name = canonical_dataset(dataset)
+    return REGISTRY[name].weak_label_k if name in REGISTRY else WEAK_LABEL_K["report"]
 
 
 def _needs(value: str | None, what: str, dataset: str, field: str) -> str:

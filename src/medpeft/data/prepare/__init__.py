@@ -11,6 +11,7 @@ import importlib
 import inspect
 import os
 import shutil
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from medpeft.data.manifest import (
     write_summary,
 )
 from medpeft.data.prepare.context import PrepareContext, Prepared
+from medpeft.data.prepare.conversation import PreparedConversations
 from medpeft.data.prepare.report import format_summary
 from medpeft.data.prepare.splits import check_fraction, fraction_name, nested_fraction
 from medpeft.errors import ConfigError, DataError
@@ -35,21 +37,29 @@ __all__ = ["prepare", "format_summary"]
 
 #: The user's own image-text CSV: prepared by ``generic``, not a registry dataset.
 GENERIC = "generic"
+#: LLaVA-style JSON (the A³Tune authors' released ``data/<DS>/{training,test}.json``): not a registry dataset.
+LLAVA_JSON = "llava-json"
+#: Inputs that are formats, not datasets: name -> preparer module.
+FORMATS = {GENERIC: "generic", LLAVA_JSON: "llava_json"}
 
 
 def preparer_module(name: str) -> str:
     """The module under ``medpeft.data.prepare`` that prepares the canonical dataset ``name``."""
-    return "generic" if name == GENERIC else REGISTRY[name].preparer
+    return FORMATS[name] if name in FORMATS else REGISTRY[name].preparer
 
 
 def resolve_name(dataset: str) -> str:
-    """Canonical dataset name (aliases allowed); ``generic`` for a user's own image-text CSV."""
-    if dataset.strip().lower() == "generic":
-        return "generic"
+    """Canonical dataset name (aliases allowed); ``generic`` for a user's own image-text CSV,
+    ``llava-json`` for LLaVA-style conversation JSON."""
+    key = dataset.strip().lower().replace("_", "-")
+    if key in FORMATS:
+        return key
     try:
         return resolve_dataset(dataset)
     except ConfigError as err:
-        raise ConfigError(f"{err}; or 'generic' for your own image-text CSV") from None
+        raise ConfigError(
+            f"{err}; or 'generic' for your own image-text CSV, 'llava-json' for LLaVA-style conversation JSON"
+        ) from None
 
 
 def options_of(dataset: str) -> dict[str, Any]:
@@ -195,7 +205,28 @@ def prepare(
             workers=workers,
             progress=progress,
         )
-        prepared: Prepared = module.build(ctx, **options)
+        prepared: Prepared | PreparedConversations = module.build(ctx, **options)
+        if isinstance(prepared, PreparedConversations):
+            summary = _write_conversation_folder(prepared, ctx, stage, fractions)
+            summary.update(
+                {
+                    "raw": str(raw.resolve()),
+                    "out": str(out.resolve()),
+                    "image_size": image_size,
+                    "seed": seed,
+                    "options": {
+                        "on_missing": on_missing,
+                        "on_bad_image": on_bad_image,
+                        "verify_images": verify_images,
+                        **{
+                            k: (str(v) if isinstance(v, Path) else v)
+                            for k, v in {**accepted, **options}.items()
+                        },
+                    },
+                }
+            )
+            _finish_summary(summary, stage, out)
+            return summary
         if not any(len(df) for df in prepared.splits.values()):
             raise DataError(
                 f"no {name} images left to write under {raw}; dropped: {dict(ctx.report.dropped) or 'nothing'}"
@@ -237,12 +268,74 @@ def prepare(
                 "outputs": outputs,
             }
         )
-        from medpeft.runtime import medpeft_version
-
-        summary["medpeft_version"] = medpeft_version()
-        write_summary(stage, summary)
-        _publish(stage, out, outputs)
+        _finish_summary(summary, stage, out)
     except BaseException:
         shutil.rmtree(stage, ignore_errors=True)
         raise
     return summary
+
+
+def _finish_summary(summary: dict[str, Any], stage: Path, out: Path) -> None:
+    """Stamp the version, write ``prepare_summary.json`` and publish the staged folder."""
+    from medpeft.runtime import medpeft_version
+
+    summary["outputs"] = sorted(p.name for p in stage.iterdir()) + [SUMMARY]
+    summary["medpeft_version"] = medpeft_version()
+    write_summary(stage, summary)
+    _publish(stage, out, summary["outputs"])
+
+
+def _write_conversation_folder(
+    prepared: PreparedConversations, ctx: PrepareContext, stage: Path, fractions: Sequence[float]
+) -> dict[str, Any]:
+    """``<split>.jsonl`` per non-empty split and ``dataset.json``, each read back and checked."""
+    from medpeft.data.conversation_info import ConversationInfo, write_conversation_info
+    from medpeft.data.conversations import image_paths, read_conversations, write_conversations
+
+    if fractions:
+        raise ConfigError(
+            f"--fraction applies to image-label manifests, not to {prepared.name}'s conversations"
+        )
+    if not any(prepared.splits.values()):
+        raise DataError(
+            f"no {prepared.name} samples left to write under {ctx.raw}; "
+            f"dropped: {dict(ctx.report.dropped) or 'nothing'}"
+        )
+    info = ConversationInfo(
+        name=prepared.name,
+        kind=prepared.kind,
+        weak_label_k=_weak_label_k(prepared.name, prepared.kind),
+        has_lesion_mask=prepared.has_lesion_mask,
+        image_size=ctx.image_size,
+        source=prepared.source,
+    )
+    for split, samples in prepared.splits.items():
+        if not samples:
+            ctx.report.note(f"the {split} split is empty after filtering; {split}.jsonl was not written")
+            continue
+        write_conversations(stage / f"{split}.jsonl", samples)
+        info.splits[split] = f"{split}.jsonl"
+        info.counts[split] = dict(sorted(Counter(s.answer_type for s in samples).items()))
+    write_conversation_info(stage, info)
+    for name in info.splits.values():  # read back exactly as consumers will
+        back = read_conversations(stage / name)
+        files = [p if p.is_file() else ctx.out_dir / p.relative_to(stage) for p in image_paths(stage, back)]
+        missing = [str(p) for p in files if not p.is_file()]
+        if missing:
+            raise DataError(f"{name}: {len(missing)} image file(s) missing after prepare, e.g. {missing[0]}")
+    ctx.report.kept = {s: len(v) for s, v in prepared.splits.items() if v}
+    summary = ctx.report.to_dict()
+    summary.update(
+        {"unit": "samples", "kind": prepared.kind, "answer_types": info.counts, "source": prepared.source}
+    )
+    return summary
+
+
+def _weak_label_k(name: str, kind: str) -> int | None:
+    """The registry's weak-label K; a dataset prepared for generation (mimic-cxr) or LLaVA JSON by kind."""
+    from medpeft.data.datasets import WEAK_LABEL_K
+
+    entry = REGISTRY.get(name)
+    if entry is not None and entry.weak_label_k is not None:
+        return entry.weak_label_k
+    return WEAK_LABEL_K.get(kind)

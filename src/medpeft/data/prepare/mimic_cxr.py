@@ -4,6 +4,10 @@ Official patient-level split (``mimic-cxr-2.0.0-split.csv``), frontal images onl
 from the metadata CSV), text = FINDINGS + IMPRESSION of the study's report (studies with neither are
 dropped and counted), and the 14 CheXpert labels joined **by study_id** (the reference code joined
 by row position, which misaligns as soon as a table is filtered or sorted differently).
+
+``reports_for="generation"`` (A³Tune) writes the conversation manifest instead: one sample per study
+(its first frontal image in split-file order; further frontals counted), the human turn
+``GENERATION_INSTRUCTION`` and the assistant turn FINDINGS + IMPRESSION, in the official split.
 """
 
 from __future__ import annotations
@@ -12,10 +16,12 @@ from pathlib import Path
 
 import pandas as pd
 
+from medpeft.data.conversations import make_sample
 from medpeft.data.labels import CHEXPERT_LABELS
 from medpeft.data.manifest import DatasetInfo
 from medpeft.data.prepare.cache import ImageJob
 from medpeft.data.prepare.context import PrepareContext, Prepared
+from medpeft.data.prepare.conversation import Item, PreparedConversations, finish
 from medpeft.data.prepare.tables import LINE, read_table, require_file
 from medpeft.data.sections import findings_impression
 from medpeft.errors import ConfigError, DataError
@@ -27,6 +33,8 @@ SPLITS = ("train", "validate", "test")
 FRONTAL = ("PA", "AP")
 UNCERTAIN = {"zero": 0, "one": 1, "keep": -1}
 BLANK = {"zero": 0, "keep": ""}
+REPORTS_FOR = ("training", "generation")
+GENERATION_INSTRUCTION = "Describe the findings of the chest X-ray."
 
 
 def study_dir(subject_id: str, study_id: str) -> str:
@@ -112,9 +120,15 @@ def build(
     blank: str = "zero",
     reports_dir: Path | None = None,
     views: tuple[str, ...] = FRONTAL,
-) -> Prepared:
-    """Read the MIMIC-CXR-JPG layout under ``ctx.raw`` (reports under ``reports_dir``, default the same root)."""
+    reports_for: str = "training",
+) -> Prepared | PreparedConversations:
+    """Read the MIMIC-CXR-JPG layout under ``ctx.raw`` (reports under ``reports_dir``, default the same root).
+
+    ``reports_for`` is "training" (image-label manifest, ACE-LoRA) or "generation" (conversation manifest).
+    """
     _check_policy(uncertain, blank)
+    if reports_for not in REPORTS_FOR:
+        raise ConfigError(f"reports_for must be one of {REPORTS_FOR}, got {reports_for!r}")
     raw, report = ctx.raw, ctx.report
     reports_root = Path(reports_dir) if reports_dir is not None else raw
     split_path = require_file(raw / SPLIT_CSV, "MIMIC-CXR split file")
@@ -220,6 +234,8 @@ def build(
         row.update({"subject_id": subject, "study_id": study, "image_id": dicom, "view": view})
         rows.append(row)
 
+    if reports_for == "generation":
+        return _generation(ctx, rows)
     jobs = [
         ImageJob(
             r["dicom_id"], r["image_src"], f"{study_dir(r['subject_id'], r['study_id'])}/{r['dicom_id']}"
@@ -248,3 +264,25 @@ def build(
         has_text=True,
     )
     return Prepared(splits=splits, info=info, group_column="subject_id")
+
+
+def _generation(ctx: PrepareContext, rows: list[dict]) -> PreparedConversations:
+    """One conversation sample per study: its first frontal image and its FINDINGS + IMPRESSION."""
+    items: list[Item] = []
+    seen: set[str] = set()
+    for r in rows:
+        if r["study_id"] in seen:
+            ctx.report.drop(
+                "images: further frontal image of a study (generation uses the first)", r["dicom_id"]
+            )
+            continue
+        seen.add(r["study_id"])
+        sample = make_sample(
+            f"mimic-cxr-{r['study_id']}", "", GENERATION_INSTRUCTION, r["text"], "report",
+            split=r["split"], dataset="mimic-cxr", organ="chest", modality="X-Ray",
+            extra={"subject_id": r["subject_id"], "study_id": r["study_id"], "dicom_id": r["dicom_id"]},
+        )  # fmt: skip
+        key = f"{study_dir(r['subject_id'], r['study_id'])}/{r['dicom_id']}"
+        items.append(Item(sample, key=key, src=r["image_src"]))
+    ctx.report.note("reports_for='generation': conversation manifest, one sample per study, official split")
+    return finish(ctx, items, name="mimic-cxr", kind="report", source="MIMIC-CXR-JPG + reports")

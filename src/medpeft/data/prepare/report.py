@@ -53,11 +53,12 @@ class PrepareReport:
 def format_summary(summary: dict[str, Any]) -> str:
     """Human-readable lines for the command line."""
     lines = [f"prepared {summary.get('dataset')} -> {summary.get('out')}"]
-    counts = summary.get("class_counts", {})
+    counts = summary.get("class_counts") or summary.get("answer_types") or {}
+    unit = summary.get("unit", "images")
     for split, n in summary.get("kept", {}).items():
         per_class = counts.get(split, {})
         shown = ", ".join(f"{c} {k}" for c, k in per_class.items()) if 0 < len(per_class) <= 6 else ""
-        lines.append(f"  {split:<22} {n:>8} images" + (f"  ({shown})" if shown else ""))
+        lines.append(f"  {split:<22} {n:>8} {unit}" + (f"  ({shown})" if shown else ""))
     for name, n in summary.get("fractions", {}).items():
         lines.append(f"  {name:<22} {n:>8} images")
     dropped = summary.get("dropped", {})
