@@ -126,8 +126,7 @@ def test_two_processes_train_one_adapter(tmp_path):
     end with the same adapter (the loop raises otherwise) and the folder is a normal run."""
     data, weak = write_vqa(tmp_path / "vqa", {"train": 8})
     out = tmp_path / "two"
-    script = Path(__file__).with_name("a3_cli.py")
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(script),
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "medpeft.cli",
            "a3tune", "train", *args(data, weak, out)[:-1], "--max-steps", "2", "--quiet"]  # fmt: skip
     proc = subprocess.run(
         cmd, capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"}
