@@ -22,6 +22,7 @@ COMMANDS = [
     "finetune",
     "convert",
     "weak_labels",
+    "a3tune",
     "serve",
     "info",
 ]
