@@ -45,7 +45,7 @@ _LAZY = {
     "load_scorer": "medpeft.a3tune.weak_labels.scoring",
     "load_weak_labels": "medpeft.a3tune.weak_labels.store",
     "make_mask": "medpeft.a3tune.weak_labels.proposers",
-    "make_proposer": "medpeft.a3tune.weak_labels.proposers",
+    "make_proposer": "medpeft.a3tune.weak_labels.proposer_factory",
     "mask_bbox": "medpeft.a3tune.weak_labels.proposers",
     "masked_crop": "medpeft.a3tune.weak_labels.crops",
     "masked_crops": "medpeft.a3tune.weak_labels.crops",

@@ -25,7 +25,8 @@ import numpy as np
 
 from medpeft.a3tune.weak_labels.crops import masked_crops
 from medpeft.a3tune.weak_labels.filters import FilterSettings, filter_masks
-from medpeft.a3tune.weak_labels.proposers import MaskProposer, make_proposer
+from medpeft.a3tune.weak_labels.proposer_factory import make_proposer
+from medpeft.a3tune.weak_labels.proposers import MaskProposer
 from medpeft.a3tune.weak_labels.queries import build_query, canonical_dataset, default_top_k
 from medpeft.a3tune.weak_labels.samples import Sample, read_samples
 from medpeft.a3tune.weak_labels.scoring import CropScorer, load_scorer, rank_crops, score_crops

@@ -20,8 +20,6 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from medpeft.errors import ConfigError
-
 PROPOSERS = ("sam", "hf-sam", "regions")
 
 
@@ -128,33 +126,3 @@ class RegionProposer:
                 seen.add(key)
                 masks.append(make_mask(seg))
         return masks
-
-
-def make_proposer(
-    name: str,
-    checkpoint: str | None = None,
-    *,
-    device: str | None = "cpu",
-    settings: AmgSettings | None = None,
-    seed: int = 0,
-) -> MaskProposer:
-    """A proposer by name: ``sam`` (needs ``checkpoint``, a SAM ``.pth``), ``hf-sam`` (``checkpoint`` = hub id,
-    local folder, or ``random-tiny``/``random-vit_b`` for random weights) or ``regions``."""
-    settings = settings or AmgSettings()
-    if name == "regions":
-        return RegionProposer(min_area=settings.min_mask_region_area)
-    if name == "sam":
-        from medpeft.a3tune.weak_labels.sam_proposer import SamProposer
-
-        if checkpoint is None:
-            raise ConfigError(
-                "--proposer sam needs --checkpoint PATH (a SAM .pth such as sam_vit_h_4b8939.pth)"
-            )
-        return SamProposer.from_checkpoint(checkpoint, settings=settings, device=device)
-    if name == "hf-sam":
-        from medpeft.a3tune.weak_labels.hf_sam_proposer import HfSamProposer
-
-        return HfSamProposer.from_pretrained(
-            checkpoint or "facebook/sam-vit-huge", settings=settings, device=device, seed=seed
-        )
-    raise ConfigError(f"unknown proposer {name!r}: use one of {', '.join(PROPOSERS)}")
