@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from medpeft.commands.model_options import add_model_options
+from medpeft.commands import options
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 7860
@@ -39,7 +39,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    add_model_options(p, several_adapters=True)
+    options.add_backbone(p)
+    options.add_adapter(p, several=True)
     p.add_argument(
         "--host",
         default=DEFAULT_HOST,
