@@ -177,7 +177,7 @@ def _ace_usage(info: AdapterInfo, repo: str) -> list[str]:
         "",
         f'backbone = medpeft.load_backbone("{backbone}")',
         f'model = medpeft.AceLoraModel.from_pretrained(backbone, "{repo}").eval()  # revision="..." for a tag',
-        'table = model.predict(["scan.png"], ["no finding", "pneumonia"], templates="chest-xray")',
+        'table = medpeft.predict(model, ["scan.png"], ["no finding", "pneumonia"])  # a pandas DataFrame',
         "```",
         "",
         "Command line:",
