@@ -102,6 +102,10 @@ SCRIPT = textwrap.dedent("""
         model = AceLoraModel.from_pretrained(load_backbone("tiny"), spec, revision=rev)
         out[case] = total(model.adapter_state_dict())
     out["cli_path"] = check_adapter("lab/ace@v2")
+    import tempfile
+    from medpeft.ace_lora.conversion import convert
+    conv = convert("hf-hub:lab/ace/ACE_LoRA.pt", tempfile.mkdtemp() + "/conv", backbone="tiny")
+    out["convert"] = total(AceLoraModel.from_pretrained(load_backbone("tiny"), conv).adapter_state_dict())
     from medpeft.a3tune import A3TuneModel
     from medpeft.backbones.llava import load_llava
     a3 = A3TuneModel.from_pretrained(load_llava("llava-tiny", seed=0), "hf-hub:lab/a3")
@@ -152,6 +156,7 @@ def offline_results(hf_home, tmp_path_factory):
         ("file_in_repo", "v1"),
         ("file_in_repo_v2", "v2"),
         ("a3", "a3"),
+        ("convert", "v1"),
     ],
 )
 def test_loads_from_the_cache_offline(offline_results, case, version):
