@@ -25,11 +25,16 @@ def _clone(dest: Path) -> Path:
     return dest
 
 
+def _env(extra: dict | None = None) -> dict:
+    """The environment of a user's shell: none of the test run's MEDPEFT_*, PYTHONPATH or venv variables."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MEDPEFT_", "PYTHON", "VIRTUAL_ENV"))}
+    env.update(extra or {})
+    return env
+
+
 def _run(clone: Path, *args: str, env: dict | None = None, timeout: int = 900) -> subprocess.CompletedProcess:
-    full = {k: v for k, v in os.environ.items() if not k.startswith(("MEDPEFT_", "PYTHON", "VIRTUAL_ENV"))}
-    full.update(env or {})
     return subprocess.run(
-        [str(clone / "run"), *args], cwd=clone, env=full, capture_output=True, text=True, timeout=timeout
+        [str(clone / "run"), *args], cwd=clone, env=_env(env), capture_output=True, text=True, timeout=timeout
     )
 
 
@@ -76,6 +81,8 @@ def test_two_commands_from_a_clean_clone(clone):
     assert "5 passed" in first.stdout
     where = subprocess.run(
         [str(clone / ".venv/bin/python"), "-c", "import medpeft; print(medpeft.__file__)"],
+        cwd=clone,
+        env=_env(),
         capture_output=True,
         text=True,
         check=True,
