@@ -22,6 +22,8 @@ FLOORS: dict[str, int] = {
     "errors": 0,
     "io": 0,
     "runtime": 0,
+    "hub": 0,
+    "model_card": 1,
     "backbones": 1,
     "ace_lora": 1,
     "a3tune": 1,

@@ -21,6 +21,7 @@ COMMANDS = [
     "predict",
     "finetune",
     "convert",
+    "push",
     "weak_labels",
     "a3tune",
     "serve",

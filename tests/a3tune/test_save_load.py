@@ -36,6 +36,7 @@ def test_save_load_bit_exact_and_peft_alone(tmp_path):
     base, model = _trained()
     out = model.save_pretrained(tmp_path / "adapter")
     assert sorted(p.name for p in out.iterdir()) == [
+        "README.md",
         "a3tune_config.json",
         "a3tune_moe.safetensors",
         "adapter_config.json",

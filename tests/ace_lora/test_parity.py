@@ -81,6 +81,7 @@ def test_gradient_parity(released_model, reference):
 def test_parity_after_save_pretrained(released_model, filled_arch_backbone, reference, tmp_path):
     released_model.save_pretrained(tmp_path / "adapter")
     assert sorted(p.name for p in (tmp_path / "adapter").iterdir()) == [
+        "README.md",
         "adapter_config.json",
         "adapter_model.safetensors",
     ]

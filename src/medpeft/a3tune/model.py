@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,8 @@ from medpeft.a3tune.context import IGNORE_INDEX, A3Context, build_context, decod
 from medpeft.a3tune.heads import select_heads
 from medpeft.a3tune.moe import KMoELinear, QMoELinear, balance_loss
 from medpeft.errors import CheckpointError, ConfigError, MedpeftError
+from medpeft.hub import resolve_adapter
+from medpeft.model_card import publish, write_card
 
 CONFIG_FILE = "a3tune_config.json"
 MOE_FILE = "a3tune_moe.safetensors"
@@ -347,17 +350,58 @@ class A3TuneModel(nn.Module):
                 "versions": versions(),
             },
         )
+        write_card(out)  # README.md model card (a hand-written one is kept)
         return out
+
+    def push_to_hub(
+        self,
+        repo_id: str,
+        *,
+        private: bool | None = None,
+        commit_message: str | None = None,
+        revision: str | None = None,
+        token: str | bool | None = None,
+        license: str = "mit",
+        datasets: Sequence[str] = (),
+        tags: Sequence[str] = (),
+    ) -> Any:
+        """Upload this adapter (``save_pretrained``'s files + a model card for ``repo_id``) to the Hugging Face
+        Hub in one commit, creating the repo if needed. Returns huggingface_hub's ``CommitInfo``."""
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="medpeft-push-") as tmp:
+            self.save_pretrained(tmp, overwrite=True)
+            return publish(
+                tmp,
+                repo_id,
+                private=private,
+                commit_message=commit_message,
+                revision=revision,
+                token=token,
+                license=license,
+                datasets=datasets,
+                tags=tags,
+            )
 
     @classmethod
     def from_pretrained(
-        cls, llava: Any, adapter_dir: str | os.PathLike[str], *, check_base_name: bool = True
+        cls,
+        llava: Any,
+        adapter_dir: str | os.PathLike[str],
+        *,
+        check_base_name: bool = True,
+        revision: str | None = None,
+        token: str | bool | None = None,
     ) -> A3TuneModel:
         """Rebuild the adapter on a fresh base model. Everything is checked before the model is touched: a
-        folder made for another base (model id or shapes) raises ``CheckpointError`` and leaves ``llava`` as is."""
+        folder made for another base (model id or shapes) raises ``CheckpointError`` and leaves ``llava`` as is.
+
+        ``adapter_dir`` may name a Hugging Face Hub repo (``"org/name"``, ``"hf-hub:org/name"``; ``revision`` =
+        branch, tag or commit), resolved by ``medpeft.hub`` (HF cache, ``HF_HUB_OFFLINE``, the usual token); a
+        local folder of that name wins."""
         from medpeft.io import read_json, safetensors_load
 
-        folder = Path(adapter_dir)
+        folder = resolve_adapter(adapter_dir, revision=revision, token=token)
         meta = read_json(folder / CONFIG_FILE, "A³Tune adapter config")
         if not isinstance(meta, dict) or meta.get("format_version") != FORMAT_VERSION or "config" not in meta:
             raise CheckpointError(

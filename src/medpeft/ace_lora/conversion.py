@@ -36,16 +36,19 @@ def convert(
     overwrite: bool = False,
 ) -> Path:
     """Released ``.pt`` -> adapter folder, or adapter folder -> released ``.pt`` (direction from ``src``).
+    ``src`` may be a Hub name (``org/name``, ``hf-hub:org/name[/file.pt][@rev]``; see ``medpeft.hub``).
 
     ``backbone``: the backbone (or its architecture preset / folder) the adapter belongs to; by default
     ``biomedclip-arch`` for a released checkpoint and the recorded backbone for a folder. Returns ``dst``.
     """
     from medpeft.ace_lora.model import ADAPTER_WEIGHTS, AceLoraModel
     from medpeft.backbones.clip import load_backbone
+    from medpeft.hub import HF_PREFIX, is_repo_id, resolve_adapter
 
-    src, dst = Path(src), Path(dst)
-    if not src.exists():
-        raise CheckpointError(f"{src}: no such adapter file or folder")
+    text, dst = str(src), Path(dst)
+    if not Path(text).exists() and not text.startswith(HF_PREFIX) and not is_repo_id(text.split("@", 1)[0]):
+        raise CheckpointError(f"{text}: no such adapter file or folder")
+    src = resolve_adapter(text)  # a local path, or a Hub name fetched into the HF cache
     if src.is_dir():
         recorded = _recorded_backbone(src)
         spec = backbone or ARCHITECTURE_OF.get(recorded or "", recorded)

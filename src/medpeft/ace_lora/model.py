@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +27,9 @@ from medpeft.ace_lora.released_format import (
 from medpeft.backbones.clip import Backbone
 from medpeft.backbones.towers import TowerOutput, image_tower, text_tower
 from medpeft.errors import CheckpointError
+from medpeft.hub import resolve_adapter
 from medpeft.io import safetensors_save, write_text
+from medpeft.model_card import publish, write_card
 from medpeft.runtime import medpeft_version
 
 ADAPTER_CONFIG = "adapter_config.json"
@@ -228,7 +232,37 @@ class AceLoraModel(nn.Module):
             **self.config.to_dict(),
         }
         write_text(folder / ADAPTER_CONFIG, json.dumps(cfg, indent=2))
+        write_card(folder)  # README.md model card (a hand-written one is kept)
         return folder
+
+    def push_to_hub(
+        self,
+        repo_id: str,
+        *,
+        private: bool | None = None,
+        commit_message: str | None = None,
+        revision: str | None = None,
+        token: str | bool | None = None,
+        backbone_name: str | None = None,
+        license: str = "mit",
+        datasets: Sequence[str] = (),
+        tags: Sequence[str] = (),
+    ) -> Any:
+        """Upload this adapter (``save_pretrained``'s files + a model card for ``repo_id``) to the Hugging Face
+        Hub in one commit, creating the repo if needed. Returns huggingface_hub's ``CommitInfo``."""
+        with tempfile.TemporaryDirectory(prefix="medpeft-push-") as tmp:
+            self.save_pretrained(tmp, backbone_name=backbone_name)
+            return publish(
+                tmp,
+                repo_id,
+                private=private,
+                commit_message=commit_message,
+                revision=revision,
+                token=token,
+                license=license,
+                datasets=datasets,
+                tags=tags,
+            )
 
     def save_official(self, path: str | Path) -> Path:
         """Write the released ``{"weights", "metadata"}`` format, runnable in the authors' scripts."""
@@ -239,9 +273,21 @@ class AceLoraModel(nn.Module):
         return write_official(weights, metadata, path)
 
     @classmethod
-    def from_pretrained(cls, backbone: Backbone, path: str | Path, **overrides: Any) -> AceLoraModel:
-        """Load an adapter folder (``save_pretrained``) or a released ``.pt`` checkpoint onto ``backbone``."""
-        path = Path(path)
+    def from_pretrained(
+        cls,
+        backbone: Backbone,
+        path: str | Path,
+        *,
+        revision: str | None = None,
+        token: str | bool | None = None,
+        **overrides: Any,
+    ) -> AceLoraModel:
+        """Load an adapter folder (``save_pretrained``) or a released ``.pt`` checkpoint onto ``backbone``.
+
+        ``path`` may also name a Hugging Face Hub repo (``"org/name"``, ``"hf-hub:org/name"``, a file in it as
+        ``"hf-hub:org/name/file.pt"``; ``revision`` = branch, tag or commit), resolved by ``medpeft.hub`` through
+        the HF cache (``HF_HUB_OFFLINE`` and the usual token honoured); a local path of that name wins."""
+        path = resolve_adapter(path, revision=revision, token=token)
         if path.is_dir():
             return cls._from_folder(backbone, path, **overrides)
         if path.suffix in (".pt", ".pth", ".bin") or path.is_file():

@@ -13,9 +13,10 @@ Convert an ACE-LoRA adapter between the two formats. The direction follows SRC:
   an adapter folder          ->  a .pt file in the released format (runs in the authors' scripts)
 
 Every key, shape and the metadata are checked on the way in; nothing is unpickled but tensors.
-No weights are downloaded: an adapter holds no backbone weights, so the conversion runs on the
-backbone's architecture (biomedclip-arch for BiomedCLIP adapters). Without --backbone: biomedclip-arch
-for a .pt, the backbone recorded in adapter_config.json for a folder.
+No backbone weights are downloaded: an adapter holds none, so the conversion runs on the backbone's
+architecture (biomedclip-arch for BiomedCLIP adapters). Without --backbone: biomedclip-arch for a .pt, the
+backbone recorded in adapter_config.json for a folder. SRC may name an adapter on the Hugging Face Hub
+(fetched into the HF cache; HF_HUB_OFFLINE=1 uses the cache only).
 """
 
 _EPILOG = """\
@@ -23,6 +24,7 @@ examples:
   medpeft convert ace_lora_released.pt adapters/ace-lora
   medpeft convert runs/paper/adapter ace_lora_mine.pt
   medpeft convert runs/tiny/adapter tiny.pt --backbone runs/tiny/backbone
+  medpeft convert hf-hub:ORG/NAME/ACE_LoRA.pt adapters/ace-lora    # a released .pt kept in a Hub repo
 """
 
 
@@ -34,7 +36,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("src", metavar="SRC", help="a released .pt checkpoint or an adapter folder")
+    p.add_argument(
+        "src",
+        metavar="SRC",
+        help="a released .pt checkpoint or an adapter folder, local or on the Hugging Face Hub "
+        "(ORG/NAME, hf-hub:ORG/NAME[/FILE.pt][@REVISION])",
+    )
     p.add_argument("dst", metavar="DST", help="the adapter folder or .pt file to write")
     options.add_backbone(p, required=False)
     options.add_overwrite(p, what="an existing DST")

@@ -85,11 +85,12 @@ def parse_datasets(specs: list[str], data: Path | None) -> dict[str, Path]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from medpeft.commands.model_options import adapter_labels, check_adapter, model_factories
+    from medpeft.commands.model_options import adapter_labels, adapter_spec, check_adapter, model_factories
     from medpeft.evaluation.zero_shot import check_results_dir, evaluate, evaluate_many, load_eval_set
 
     datasets = parse_datasets(args.dataset, args.data)
-    adapters = [check_adapter(a) for a in (args.adapter or ["none"])]
+    typed = [adapter_spec(a) for a in (args.adapter or ["none"])]
+    adapters = [check_adapter(a) for a in typed]
     for name, folder in datasets.items():  # bad data or prompts fail before the model is loaded
         load_eval_set(folder, dataset=name, split=args.split, templates=args.templates, check_files=False)
     options = {
@@ -99,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
         "n_bootstrap": args.bootstrap,
         "seed": args.seed,
     }
-    labels = adapter_labels(adapters)
+    labels = adapter_labels(typed)
     factories = model_factories(args.backbone, adapters)
     if len(adapters) == 1 and len(datasets) == 1:
         if args.out is not None:

@@ -260,11 +260,14 @@ def run(args: argparse.Namespace) -> int:
     if args.fraction is not None and not 0 < args.fraction <= 1:
         raise ConfigError(f"--fraction must be in (0, 1], got {args.fraction}")
 
+    from medpeft.commands.model_options import adapter_spec, check_adapter
     from medpeft.transfer.encoders import build_encoder
 
+    adapter = adapter_spec(args.adapter)
+    check_adapter(adapter)  # a missing folder or Hub repo fails here, before the encoder is built
     encoder = build_encoder(
         args.backbone,
-        adapter=args.adapter,
+        adapter=adapter,
         image_size=args.image_size,
         blocks=getattr(args, "blocks", None),
         num_levels=1 if args.task == "detection" else 4,  # the detection pyramid reads the last block only

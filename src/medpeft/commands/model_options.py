@@ -15,23 +15,28 @@ BASE = "none"
 
 
 def check_adapter(adapter: str | None) -> str | None:
-    """``None`` for the base model; otherwise the path, which must exist (checked before loading anything)."""
-    from medpeft.errors import CheckpointError
+    """``None`` for the base model; otherwise the local path it stands for (a folder or file that exists, or a
+    Hub repo fetched into the HF cache by ``medpeft.hub``), resolved before any model is loaded."""
+    from medpeft.hub import resolve_adapter
 
     if adapter is None or adapter.lower() == BASE:
         return None
-    if not Path(adapter).exists():
-        raise CheckpointError(
-            f"adapter not found: {adapter} (an adapter folder, a released .pt file, or 'none')"
-        )
-    return adapter
+    return str(resolve_adapter(adapter))
+
+
+def adapter_spec(adapter: str | None) -> str | None:
+    """What the user typed, or ``None`` for the base model (for labels and run records)."""
+    return None if adapter is None or adapter.lower() == BASE else adapter
 
 
 def adapter_labels(adapters: Sequence[str | None]) -> list[str]:
-    """Table names: 'base' for no adapter, else the folder/file name (made unique)."""
+    """Table names: 'base' for no adapter, else the folder/file name as typed (``org/name`` -> ``name``), made
+    unique."""
     labels: list[str] = []
     for adapter in adapters:
-        label = "base" if adapter is None else Path(adapter.rstrip("/")).stem or adapter
+        label = (
+            "base" if adapter is None else Path(adapter.removeprefix("hf-hub:").rstrip("/")).stem or adapter
+        )
         while label in labels:
             label += "'"
         labels.append(label)

@@ -17,7 +17,11 @@ BACKBONE_HELP = (
     "biomedclip (HF hub or cache), hf-hub:ORG/REPO, a local open_clip folder, biomedclip-arch or tiny "
     "(random weights, offline), or timm:NAME (an image-only timm ViT; finetune only)"
 )
-ADAPTER_HELP = "adapter folder (save_pretrained) or released .pt checkpoint; 'none' = the base model"
+ADAPTER_HELP = (
+    "adapter folder (save_pretrained), released .pt checkpoint, or Hugging Face Hub adapter: ORG/NAME or "
+    "hf-hub:ORG/NAME[@REVISION] (HF cache and HF_HUB_OFFLINE honoured; a local path of that name wins); "
+    "'none' = the base model"
+)
 
 
 def add_backbone(p: argparse.ArgumentParser, *, required: bool = True, default: str | None = None) -> None:

@@ -88,12 +88,13 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--port must be between 1 and 65535, got {args.port}")
     limits = UploadLimits(max_file_mb=args.max_file_mb, max_images=args.max_images)
     check_port(args.host, args.port)  # before torch is even imported
-    from medpeft.commands.model_options import adapter_labels, check_adapter
+    from medpeft.commands.model_options import adapter_labels, adapter_spec, check_adapter
     from medpeft.serve.inference import resolve_compute
 
     compute = resolve_compute(args.device, args.precision)
-    adapters = [check_adapter(a) for a in (args.adapter or [None])]
-    names = adapter_labels(adapters)
+    typed = [adapter_spec(a) for a in (args.adapter or [None])]
+    adapters = [check_adapter(a) for a in typed]
+    names = adapter_labels(typed)
 
     def say(text: str) -> None:
         if not args.quiet:

@@ -122,6 +122,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from medpeft.a3tune.weak_labels import generate_weak_labels, load_scorer, make_proposer, read_samples
     from medpeft.a3tune.weak_labels.proposers import AmgSettings
+    from medpeft.commands.model_options import adapter_spec, check_adapter
     from medpeft.errors import ConfigError
     from medpeft.runtime import resolve_device
 
@@ -132,6 +133,8 @@ def run(args: argparse.Namespace) -> int:
     if args.workers < 0 or args.preview < 0:
         raise ConfigError("--workers and --preview must be >= 0")
     samples = read_samples(args.data)
+    adapter = adapter_spec(args.adapter)
+    check_adapter(adapter)  # a missing folder or Hub repo fails here, before SAM or the scorer is loaded
     device = resolve_device(args.device)
     proposer = make_proposer(
         args.proposer,
@@ -140,7 +143,7 @@ def run(args: argparse.Namespace) -> int:
         settings=AmgSettings(points_per_batch=args.points_per_batch),
         seed=args.seed,
     )
-    scorer = load_scorer(args.scorer, args.adapter, device=device, batch_size=args.batch_size, seed=args.seed)
+    scorer = load_scorer(args.scorer, adapter, device=device, batch_size=args.batch_size, seed=args.seed)
     summary = generate_weak_labels(
         samples,
         args.out,
