@@ -111,38 +111,28 @@ class _A3Session:
         with torch.no_grad():
             for name, p in params.items():
                 p.copy_(ckpt["adapter"][name].to(p.device, p.dtype))
-        self.optimizer.load_state_dict(ckpt["optimizer"])
-        self.scheduler.load_state_dict(ckpt["scheduler"])
-        if self.acc.scaler is not None and ckpt.get("scaler") is not None:
-            self.acc.scaler.load_state_dict(ckpt["scaler"])
+        checkpoint.restore_optimization(ckpt, self.acc, self.optimizer, self.scheduler)
         self.progress = Progress.from_dict(ckpt["progress"])
         states = ckpt["rng"]
         if len(states) != self.world:
             raise ConfigError(f"{path} was written by {len(states)} process(es); resume with the same number")
-        restore_rng_state(states[self.rank])
+        restore_rng_state(states[self.rank]["rng"])
         if self.main:
             log.info("resuming from %s (step %d of %d)", path, self.progress.global_step, self.total)
 
     def save_checkpoint(self) -> None:
-        state = capture_rng_state()
-        per_process = [state]
-        if self.world > 1:
-            from accelerate.utils import gather_object
-
-            per_process = gather_object([state])
+        per_process = checkpoint.process_states({"rng": capture_rng_state()}, self.world)
         if self.main:
-            checkpoint.save_checkpoint(
+            checkpoint.save_session(
                 self.ckpt_dir,
                 self.progress.global_step,
-                {
-                    "adapter": self.adapter_state(),
-                    "optimizer": self.optimizer.state_dict(),
-                    "scheduler": self.scheduler.state_dict(),
-                    "scaler": self.acc.scaler.state_dict() if self.acc.scaler is not None else None,
-                    "progress": self.progress.to_dict(),
-                    "rng": per_process,
-                    "config": self.resolved,
-                },
+                adapter=self.adapter_state(),
+                accelerator=self.acc,
+                optimizer=self.optimizer,
+                scheduler=self.scheduler,
+                progress=self.progress.to_dict(),
+                per_process=per_process,
+                config=self.resolved,
                 keep=self.cfg.keep_checkpoints,
             )
             self.logger.write_csv()

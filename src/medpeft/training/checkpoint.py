@@ -88,3 +88,53 @@ def load_latest(folder: Path) -> tuple[dict[str, Any], Path] | None:
     if errors:
         raise CheckpointError("no readable checkpoint; " + "; ".join(errors))
     return None
+
+
+def process_states(state: dict[str, Any], world: int) -> list[dict[str, Any]]:
+    """Every process's ``state`` (its RNG and counters), gathered in rank order; a resumed process takes its
+    own back, so dropout masks continue as in an uninterrupted run."""
+    if world <= 1:
+        return [state]
+    from accelerate.utils import gather_object
+
+    return gather_object([state])
+
+
+def save_session(
+    folder: Path,
+    step: int,
+    *,
+    adapter: dict[str, Any],
+    accelerator: Any,
+    optimizer: Any,
+    scheduler: Any,
+    progress: dict[str, Any],
+    per_process: list[dict[str, Any]],
+    config: dict[str, Any],
+    keep: int,
+) -> Path:
+    """One training loop's checkpoint (both methods' loops write the same layout): adapter, optimizer,
+    scheduler, grad scaler, data position, every process's state and the resolved configuration."""
+    scaler = accelerator.scaler
+    return save_checkpoint(
+        folder,
+        step,
+        {
+            "adapter": {k: v.detach().cpu() for k, v in adapter.items()},
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "scaler": scaler.state_dict() if scaler is not None else None,
+            "progress": progress,
+            "rng": per_process,
+            "config": config,
+        },
+        keep=keep,
+    )
+
+
+def restore_optimization(ckpt: dict[str, Any], accelerator: Any, optimizer: Any, scheduler: Any) -> None:
+    """The optimizer, scheduler and grad-scaler states of a checkpoint written by :func:`save_session`."""
+    optimizer.load_state_dict(ckpt["optimizer"])
+    scheduler.load_state_dict(ckpt["scheduler"])
+    if accelerator.scaler is not None and ckpt.get("scaler") is not None:
+        accelerator.scaler.load_state_dict(ckpt["scaler"])

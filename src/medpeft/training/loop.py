@@ -33,7 +33,14 @@ from medpeft.runtime import (
     versions,
 )
 from medpeft.training import outputs
-from medpeft.training.checkpoint import CHECKPOINT_DIR, load_latest, save_checkpoint, stray_temp_files
+from medpeft.training.checkpoint import (
+    CHECKPOINT_DIR,
+    load_latest,
+    process_states,
+    restore_optimization,
+    save_session,
+    stray_temp_files,
+)
 from medpeft.training.config import TrainConfig
 from medpeft.training.data import (
     Collate,
@@ -109,10 +116,7 @@ class _Session:
     def restore(self, ckpt: dict[str, Any], path: Path) -> None:
         check_compatible(ckpt["config"], self.resolved, path)
         self.unwrapped.load_adapter_state_dict(ckpt["adapter"], source=str(path))
-        self.optimizer.load_state_dict(ckpt["optimizer"])
-        self.scheduler.load_state_dict(ckpt["scheduler"])
-        if self.acc.scaler is not None and ckpt.get("scaler") is not None:
-            self.acc.scaler.load_state_dict(ckpt["scaler"])
+        restore_optimization(ckpt, self.acc, self.optimizer, self.scheduler)
         self.progress = Progress.from_dict(ckpt["progress"])
         per_process = ckpt["rng"]
         if len(per_process) == self.world:
@@ -133,26 +137,20 @@ class _Session:
 
     # ------------------------------------------------------------------ side effects of a step
     def checkpoint(self) -> None:
-        state = {"rng": capture_rng_state(), "skipped_images": self.skipped_images}
-        if self.world > 1:
-            from accelerate.utils import gather_object
-
-            per_process = gather_object([state])
-        else:
-            per_process = [state]
+        per_process = process_states(
+            {"rng": capture_rng_state(), "skipped_images": self.skipped_images}, self.world
+        )
         if self.main:
-            save_checkpoint(
+            save_session(
                 self.ckpt_dir,
                 self.progress.global_step,
-                {
-                    "adapter": {k: v.detach().cpu() for k, v in self.unwrapped.adapter_state_dict().items()},
-                    "optimizer": self.optimizer.state_dict(),
-                    "scheduler": self.scheduler.state_dict(),
-                    "scaler": self.acc.scaler.state_dict() if self.acc.scaler is not None else None,
-                    "progress": self.progress.to_dict(),
-                    "rng": per_process,
-                    "config": self.resolved,
-                },
+                adapter=self.unwrapped.adapter_state_dict(),
+                accelerator=self.acc,
+                optimizer=self.optimizer,
+                scheduler=self.scheduler,
+                progress=self.progress.to_dict(),
+                per_process=per_process,
+                config=self.resolved,
                 keep=self.cfg.keep_checkpoints,
             )
             self.logger.write_csv()
