@@ -100,7 +100,7 @@ def test_bad_input_fails_clearly_and_writes_nothing(setup, tmp_path, capsys):
     assert "adapter was built for another base model" in err and "num_key_value_heads" in err
     assert not out.exists()
     assert evaluate(data, out, "--adapter", str(tmp_path / "missing")) == 1
-    assert "not a folder" in capsys.readouterr().err and not out.exists()
+    assert "adapter not found" in capsys.readouterr().err and not out.exists()
 
 
 def test_adapter_labels():

@@ -118,7 +118,7 @@ def _register_eval(subs: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--base", required=True, metavar="B", help=BASE_HELP)
     p.add_argument("--adapter", action="append", default=None, metavar="A",
-                   help="A³Tune adapter folder (RUN/final); 'none' = the base model (default none); repeat to "
+                   help="A³Tune adapter folder (RUN/final) or Hub adapter (ORG/NAME, hf-hub:ORG/NAME@REV); 'none' = the base model (default none); repeat to "
                         "compare several adapters in one table")  # fmt: skip
     p.add_argument("--data", required=True, type=Path, metavar="DIR", help=DATA_HELP)
     p.add_argument("--split", default="test", help="which split to score (default test)")

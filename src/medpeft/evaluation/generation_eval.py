@@ -98,7 +98,9 @@ def _load_model(base_name: str, adapter: str, device: torch.device, check_base_n
     if adapter.lower() == "none":
         model = A3TuneModel(base, A3TuneConfig.plain_lora(top_heads=BASE_TOP_HEADS))
     else:
-        folder = Path(adapter)
+        from medpeft.hub import resolve_adapter
+
+        folder = resolve_adapter(adapter)  # a local folder, or a Hub adapter (ORG/NAME, hf-hub:ORG/NAME@REV)
         if not folder.is_dir():
             raise DataError(f"adapter {adapter!r}: not a folder (an A³Tune adapter folder, e.g. RUN/final)")
         model = A3TuneModel.from_pretrained(base, folder, check_base_name=check_base_name)
