@@ -94,5 +94,6 @@ class AceHGNN(nn.Module):
     def embed(
         self, tokens: torch.Tensor, affinity: torch.Tensor, valid: torch.Tensor | None = None
     ) -> torch.Tensor:
-        """The refined global embedding: L2-normalised token 0 of the output."""
-        return F.normalize(self.forward(tokens, affinity, valid)[:, 0], dim=-1)
+        """The refined global embedding: L2-normalised token 0 of the output (through ``__call__``, so a
+        module compiled in place with ``nn.Module.compile`` runs compiled)."""
+        return F.normalize(self(tokens, affinity, valid)[:, 0], dim=-1)
