@@ -79,20 +79,28 @@ def matmul_gflops(device: torch.device, size: int = 2048, repeats: int = 10) -> 
     return 2 * size**3 / seconds / 1e9
 
 
-def make_data(root: Path, n: int, image_size: int) -> Path:
-    """A prepared synthetic RSNA set with ``n`` test images (DICOM raw -> resized PNG cache)."""
+def make_data(root: Path, n: int, image_size: int, dataset: str = "rsna") -> Path:
+    """A prepared synthetic ``dataset`` with ``n`` test images (RSNA: DICOM raw -> resized PNG cache, needs
+    pydicom; lc25000: JPEG folders, for machines without pydicom)."""
     from medpeft.data.prepare import prepare
     from medpeft.data.synthetic import synthesize
 
-    synthesize("rsna", root / "raw", n=max(n * 4, 16), seed=0, image_size=max(image_size, 256))
-    prepare("rsna", root / "raw", root / "prepared", image_size=image_size, progress=False)
+    synthesize(dataset, root / "raw", n=max(n * 4, 16), seed=0, image_size=max(image_size, 256))
+    prepare(dataset, root / "raw", root / "prepared", image_size=image_size, progress=False)
     data = root / "prepared"
     # benchmark on exactly n images: the test split, topped up from train, written as the test manifest
     import pandas as pd
 
-    frames = [pd.read_csv(data / f"{s}.csv", dtype=str, keep_default_na=False) for s in ("test", "train")]
-    both = pd.concat(frames, ignore_index=True).head(n)
-    if both["Pneumonia"].nunique() < 2:
+    frames = [
+        pd.read_csv(data / f"{s}.csv", dtype=str, keep_default_na=False)
+        for s in ("test", "train", "validate", "val")
+        if (data / f"{s}.csv").is_file()
+    ]
+    both = pd.concat(frames, ignore_index=True)
+    if dataset != "rsna":  # class folders are listed one class after another: mix them
+        both = both.sample(frac=1.0, random_state=0)
+    both = both.head(n)
+    if dataset == "rsna" and both["Pneumonia"].nunique() < 2:
         raise SystemExit("synthetic set has one class only; use a larger --n")
     both.to_csv(data / "bench.csv", index=False)
     info = json.loads((data / "dataset.json").read_text())
@@ -316,6 +324,12 @@ def main(argv: list[str] | None = None) -> int:
         "--precision", choices=["fp32", "bf16"], default="fp32", help="of the compiled path (default fp32)"
     )
     parser.add_argument("--backbone", default="biomedclip-arch", help="tiny for a quick check")
+    parser.add_argument(
+        "--dataset",
+        choices=["rsna", "lc25000"],
+        default="rsna",
+        help="synthetic set scored (rsna: DICOM raw, needs pydicom; lc25000: JPEG, no pydicom)",
+    )
     parser.add_argument("--compile", action="store_true", help="also time batched scoring with compile=True")
     args = parser.parse_args(argv)
     devices = []
@@ -339,7 +353,7 @@ def main(argv: list[str] | None = None) -> int:
         "results": [],
     }
     with tempfile.TemporaryDirectory(prefix="medpeft-bench-") as tmp:
-        data = make_data(Path(tmp), args.n, args.image_size)
+        data = make_data(Path(tmp), args.n, args.image_size, args.dataset)
         for device in devices:
             report["results"].append(
                 bench_device(
