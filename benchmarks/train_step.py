@@ -230,6 +230,40 @@ def measure(args: argparse.Namespace) -> dict[str, float]:
     }
 
 
+def interleaved(args: argparse.Namespace) -> dict:
+    """``paper`` and ``paper-compile`` in one process, alternating step by step (same load for both)."""
+    device = torch.device(args.device)
+    dtype = autocast_dtype(device, args.precision)
+
+    def amp():
+        return autocast(device, dtype)
+
+    steps = {}
+    for name in ("paper", "paper-compile"):
+        base = medpeft.load_backbone(args.backbone, device=device)
+        texts = reports(base.tokenizer, args.batch_size, 60, 140, args.seed)
+        g = torch.Generator().manual_seed(args.seed)
+        pixels = torch.randn(args.batch_size, 3, base.image_size, base.image_size, generator=g).to(device)
+        labels = torch.randint(0, 2, (args.batch_size, 14), generator=g).float().to(device)
+        steps[name] = PaperStep(
+            base, medpeft.AceLoraConfig(), pixels, texts, labels, amp, compile=name == "paper-compile"
+        )
+    wall, cpu, _ = time_rounds(steps, args.warmup, args.steps, device)
+    clock = wall if device.type == "cuda" else cpu
+    return {
+        "machine": versions(device),
+        "threads": torch.get_num_threads(),
+        "load_average": [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None,
+        "mode": "interleaved: paper and paper-compile alternate step by step in one process",
+        "steps": args.steps,
+        "warmup": args.warmup,
+        "cpu_seconds_per_step": {k: round(v, 3) for k, v in cpu.items()},
+        "wall_seconds_per_step": {k: round(v, 3) for k, v in wall.items()},
+        "compile_speedup": round(clock["paper"] / clock["paper-compile"], 3),
+        "compile": steps["paper-compile"].report.message,
+    }
+
+
 def authors_step(args: argparse.Namespace) -> dict:
     """Run the user's script for the authors' step in their pinned environment, or say why it is skipped."""
     if not args.authors_python or not args.authors_script:
@@ -272,6 +306,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--authors-python", default=None, help="python of the authors' pinned environment")
     p.add_argument("--authors-script", default=None, help="their timed step script (see the docstring)")
+    p.add_argument(
+        "--interleaved",
+        action="store_true",
+        help="only paper vs paper-compile, alternating in one process (fair on a shared machine)",
+    )
     p.add_argument("--only", choices=CONFIGS, help=argparse.SUPPRESS)  # one config, JSON out
     args = p.parse_args(argv)
     if args.threads:
@@ -279,6 +318,10 @@ def main(argv: list[str] | None = None) -> int:
     torch.manual_seed(args.seed)
     if args.only:
         json.dump(measure(args), sys.stdout)
+        return 0
+    if args.interleaved:
+        json.dump(interleaved(args), sys.stdout, indent=2)
+        print()
         return 0
 
     # each configuration in its own process: one model in memory, no allocator state carried over
