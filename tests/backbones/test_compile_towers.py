@@ -177,3 +177,24 @@ def test_compile_kwarg_on_the_constructor(tiny_backbone, monkeypatch):
     assert model.compile_report == "report"
     assert len(calls) == 1 and calls[0][0] == torch.device("cpu")
     assert calls[0][1]["text_dynamic"] is False and len(calls[0][1]["extra"]) == 2
+
+
+def test_batched_zero_shot_with_compile_equals_eager(pair, tiny_backbone):
+    """``InferenceOptions(compile=True)``: the batched scorer (LoRA merged, inference mode) gives the
+    eager probabilities, and compiles an eager model in place on first use."""
+    from medpeft.evaluation.inference import ClassPrompts, classify_images
+    from medpeft.evaluation.options import InferenceOptions
+
+    eager, compiled = pair
+    fresh = copy.deepcopy(eager)  # never compiled: the option must compile it
+    size = tiny_backbone.image_size
+    images = list(torch.randn(5, 3, size, size, generator=torch.Generator().manual_seed(2)))
+    prompts = ClassPrompts(
+        ["effusion", "normal"], [["effusion", "pleural effusion"], ["normal", "no finding"]]
+    )
+    _, ref = classify_images(eager, prompts, images, options=InferenceOptions(batch_size=2, device="cpu"))
+    opts = InferenceOptions(batch_size=2, device="cpu", compile=True)
+    _, got = classify_images(fresh, prompts, images, options=opts)
+    assert is_compiled(fresh) and fresh.compile_report.compiled
+    assert ref.probs.shape == got.probs.shape == (5, 2) and got.kept == list(range(5))
+    assert abs(ref.probs - got.probs).max() <= TOL
