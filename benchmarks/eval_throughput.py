@@ -12,6 +12,12 @@ computed once by both paths and reported apart, with the end-to-end times at thi
 ``batched_unmerged`` isolates what batching alone gives.
 
     python benchmarks/eval_throughput.py [--n 24] [--batch-size 8] [--workers 1] [--device cpu|cuda|all]
+        [--precision fp32|bf16] [--compile]
+
+``--compile`` adds ``batched_compiled``: the same batched scoring with ``InferenceOptions(compile=True)``
+(torch.compile of the towers); the first batch, which compiles, is run before the timer and its seconds
+reported as ``compile_warmup_s``. ``data_only_img_per_s`` is the DataLoader alone (decode + preprocess +
+collate, same workers, no model): once the model is faster, this is the ceiling of end-to-end images/s.
 
 Prints one JSON object: the machine (CPU model, cores, torch threads, torch version, load) and, per
 device, images/s of each path and the speed-ups. Targets: >= 2x on 2 CPU cores, >= 10x on a GPU.
@@ -34,6 +40,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+from medpeft.runtime import versions
 
 
 def cpu_model() -> str:
@@ -71,20 +79,28 @@ def matmul_gflops(device: torch.device, size: int = 2048, repeats: int = 10) -> 
     return 2 * size**3 / seconds / 1e9
 
 
-def make_data(root: Path, n: int, image_size: int) -> Path:
-    """A prepared synthetic RSNA set with ``n`` test images (DICOM raw -> resized PNG cache)."""
+def make_data(root: Path, n: int, image_size: int, dataset: str = "rsna") -> Path:
+    """A prepared synthetic ``dataset`` with ``n`` test images (RSNA: DICOM raw -> resized PNG cache, needs
+    pydicom; lc25000: JPEG folders, for machines without pydicom)."""
     from medpeft.data.prepare import prepare
     from medpeft.data.synthetic import synthesize
 
-    synthesize("rsna", root / "raw", n=max(n * 4, 16), seed=0, image_size=max(image_size, 256))
-    prepare("rsna", root / "raw", root / "prepared", image_size=image_size, progress=False)
+    synthesize(dataset, root / "raw", n=max(n * 4, 16), seed=0, image_size=max(image_size, 256))
+    prepare(dataset, root / "raw", root / "prepared", image_size=image_size, progress=False)
     data = root / "prepared"
     # benchmark on exactly n images: the test split, topped up from train, written as the test manifest
     import pandas as pd
 
-    frames = [pd.read_csv(data / f"{s}.csv", dtype=str, keep_default_na=False) for s in ("test", "train")]
-    both = pd.concat(frames, ignore_index=True).head(n)
-    if both["Pneumonia"].nunique() < 2:
+    frames = [
+        pd.read_csv(data / f"{s}.csv", dtype=str, keep_default_na=False)
+        for s in ("test", "train", "validate", "val")
+        if (data / f"{s}.csv").is_file()
+    ]
+    both = pd.concat(frames, ignore_index=True)
+    if dataset != "rsna":  # class folders are listed one class after another: mix them
+        both = both.sample(frac=1.0, random_state=0)
+    both = both.head(n)
+    if dataset == "rsna" and both["Pneumonia"].nunique() < 2:
         raise SystemExit("synthetic set has one class only; use a larger --n")
     both.to_csv(data / "bench.csv", index=False)
     info = json.loads((data / "dataset.json").read_text())
@@ -162,10 +178,73 @@ def batched(model, data: Path, device: torch.device, batch_size: int, workers: i
     }
 
 
-def bench_device(device: torch.device, data: Path, n: int, batch_size: int, workers: int) -> dict:
+def data_only(model, data: Path, device: torch.device, batch_size: int, workers: int) -> float:
+    """Seconds for the scoring DataLoader alone (decode, preprocess, collate, copy to ``device``)."""
+    from medpeft.evaluation.image_loader import as_items, make_loader
+    from medpeft.evaluation.zero_shot import load_eval_set
+
+    es = load_eval_set(data, split="bench")
+    loader = make_loader(
+        as_items(es.images),
+        model.backbone.preprocess,
+        batch_size=batch_size,
+        workers=workers,
+        pin_memory=device.type == "cuda",
+    )
+    start = time.perf_counter()
+    for batch in loader:
+        batch.pixel_values.to(device, non_blocking=True)
+    return _sync(device, start)
+
+
+def compiled_path(
+    model, data: Path, device: torch.device, batch_size: int, workers: int, precision: str
+) -> dict:
+    """Batched scoring with ``compile=True``; the compile warm-up (one batch per shape) runs untimed first."""
+    from medpeft.evaluation.inference import encode_class_prompts, merged_lora, score_images
+    from medpeft.evaluation.options import InferenceOptions
+    from medpeft.evaluation.zero_shot import load_eval_set
+
+    es = load_eval_set(data, split="bench")
+    options = InferenceOptions(
+        batch_size=batch_size, workers=workers, device=str(device), precision=precision, compile=True
+    )
+    with merged_lora(model):
+        t = time.perf_counter()
+        head = encode_class_prompts(model, model.backbone.tokenizer, es.prompts, options)
+        score_images(model, head, es.images[:batch_size], model.backbone.preprocess, options)  # warm-up
+        tail = len(es.images) % batch_size
+        if tail:  # the last, smaller batch is a second shape: compile it before the timer too
+            score_images(model, head, es.images[:tail], model.backbone.preprocess, options)
+        warmup_s = _sync(device, t)
+        t = time.perf_counter()
+        head = encode_class_prompts(model, model.backbone.tokenizer, es.prompts, options)
+        prompts_s = _sync(device, t)
+        t = time.perf_counter()
+        scores = score_images(model, head, es.images, model.backbone.preprocess, options)
+        images_s = _sync(device, t)
+    return {
+        "probs": scores.probs,
+        "warmup_s": warmup_s,
+        "prompts_s": prompts_s,
+        "images_s": images_s,
+        "report": model.compile_report.message if model.compile_report else None,
+    }
+
+
+def bench_device(
+    device: torch.device,
+    data: Path,
+    n: int,
+    batch_size: int,
+    workers: int,
+    precision: str = "fp32",
+    compile: bool = False,
+    backbone: str = "biomedclip-arch",
+) -> dict:
     import medpeft
 
-    bb = medpeft.load_backbone("biomedclip-arch", device=device)
+    bb = medpeft.load_backbone(backbone, device=device)
     model = medpeft.AceLoraModel(bb, medpeft.AceLoraConfig())
     gen = torch.Generator().manual_seed(0)
     with torch.no_grad():
@@ -180,6 +259,8 @@ def bench_device(device: torch.device, data: Path, n: int, batch_size: int, work
     loop = one_at_a_time(model, data, device)
     fast = batched(model, data, device, batch_size, workers)
     loop_total = loop["prompts_s"] + loop["images_s"]
+    data_s = data_only(model, data, device, batch_size, workers)
+    comp = compiled_path(model, data, device, batch_size, workers, precision) if compile else None
     gflop = flops_per_image(model, bb.image_size, device) / 1e9
     peak = matmul_gflops(device)
     out = {
@@ -206,7 +287,22 @@ def bench_device(device: torch.device, data: Path, n: int, batch_size: int, work
         "batched_gflops": round(gflop * n / fast["images_s"], 1),
         "max_abs_prob_diff_vs_loop": float(np.abs(fast["probs"] - loop["probs"]).max()),
         "max_abs_prob_diff_unmerged_vs_loop": float(np.abs(fast["plain_probs"] - loop["probs"]).max()),
+        "data_only_img_per_s": round(n / data_s, 3),
     }
+    if comp is not None:
+        out.update(
+            {
+                "precision_compiled": precision,
+                "batched_compiled_img_per_s": round(n / comp["images_s"], 3),
+                "compile_speedup_vs_batched": round(fast["images_s"] / comp["images_s"], 3),
+                "speedup_compiled_vs_loop": round(loop["images_s"] / comp["images_s"], 2),
+                "compile_warmup_s": round(comp["warmup_s"], 2),
+                "class_embeddings_compiled_s": round(comp["prompts_s"], 2),
+                "compiled_gflops": round(gflop * n / comp["images_s"], 1),
+                "max_abs_prob_diff_compiled_vs_loop": float(np.abs(comp["probs"] - loop["probs"]).max()),
+                "compile": comp["report"],
+            }
+        )
     del model, bb
     return out
 
@@ -224,6 +320,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--device", choices=["cpu", "cuda", "all"], default="all", help="all = CPU, and CUDA when available"
     )
+    parser.add_argument(
+        "--precision", choices=["fp32", "bf16"], default="fp32", help="of the compiled path (default fp32)"
+    )
+    parser.add_argument("--backbone", default="biomedclip-arch", help="tiny for a quick check")
+    parser.add_argument(
+        "--dataset",
+        choices=["rsna", "lc25000"],
+        default="rsna",
+        help="synthetic set scored (rsna: DICOM raw, needs pydicom; lc25000: JPEG, no pydicom)",
+    )
+    parser.add_argument("--compile", action="store_true", help="also time batched scoring with compile=True")
     args = parser.parse_args(argv)
     devices = []
     if args.device in ("cpu", "all"):
@@ -241,13 +348,25 @@ def main(argv: list[str] | None = None) -> int:
             "python": sys.version.split()[0],
             "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
             "load_average_1min": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,
+            "versions": versions(),
         },
         "results": [],
     }
     with tempfile.TemporaryDirectory(prefix="medpeft-bench-") as tmp:
-        data = make_data(Path(tmp), args.n, args.image_size)
+        data = make_data(Path(tmp), args.n, args.image_size, args.dataset)
         for device in devices:
-            report["results"].append(bench_device(device, data, args.n, args.batch_size, args.workers))
+            report["results"].append(
+                bench_device(
+                    device,
+                    data,
+                    args.n,
+                    args.batch_size,
+                    args.workers,
+                    args.precision,
+                    args.compile,
+                    args.backbone,
+                )
+            )
     print(json.dumps(report, indent=2))
     return 0
 

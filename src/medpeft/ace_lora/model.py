@@ -25,6 +25,7 @@ from medpeft.ace_lora.released_format import (
     write_official,
 )
 from medpeft.backbones.clip import Backbone
+from medpeft.backbones.compilation import CompileReport, compile_towers
 from medpeft.backbones.towers import TowerOutput, image_tower, text_tower
 from medpeft.errors import CheckpointError
 from medpeft.hub import resolve_adapter
@@ -42,9 +43,13 @@ class AceLoraModel(nn.Module):
 
     ``encode_image``/``encode_text`` return refined, L2-normalised global embeddings [B, D];
     ``encode_prompts`` turns [C, T, L] prompt ids into one class embedding per class (prompt ensemble).
+    ``compile=True`` runs the towers' blocks and the hypergraphs through ``torch.compile`` (see
+    ``compile_towers``); the numbers stay those of eager mode within float rounding.
     """
 
-    def __init__(self, backbone: Backbone, config: AceLoraConfig | None = None) -> None:
+    def __init__(
+        self, backbone: Backbone, config: AceLoraConfig | None = None, compile: bool = False
+    ) -> None:
         super().__init__()
         self.config = config or AceLoraConfig()
         self.backbone = backbone
@@ -69,6 +74,27 @@ class AceLoraModel(nn.Module):
         )
         if self.image_hgnn is not None or self.text_hgnn is not None:
             self.to(device)
+        self.compile_report: CompileReport | None = None
+        if compile:
+            self.compile_towers()
+
+    def compile_towers(self, device: torch.device | str | None = None) -> CompileReport:
+        """Compile the towers' blocks (all but the last of each) and the hypergraphs in place; idempotent.
+
+        Shapes: images and 256-token contexts are fixed (``dynamic=False``); with
+        ``text_padding="longest"`` the text side is compiled with dynamic lengths, so a batch of a new
+        length does not recompile. ``device`` (default: where the model is) is where compilation is
+        probed; where it is unavailable the model stays eager and the report (and a warning) says why.
+        The first call of each shape compiles (seconds to a minute): callers warm up outside their timers.
+        """
+        if self.compile_report is not None and self.compile_report.compiled:
+            return self.compile_report
+        if device is None:
+            device = next(self.clip.parameters()).device
+        dynamic = self.config.text_padding == "longest"
+        extra = [(m, d) for m, d in ((self.image_hgnn, False), (self.text_hgnn, dynamic)) if m is not None]
+        self.compile_report = compile_towers(self.clip, device, text_dynamic=dynamic, extra=extra)
+        return self.compile_report
 
     # ------------------------------------------------------------------ encoders
     def image_features(self, pixel_values: torch.Tensor) -> TowerOutput:

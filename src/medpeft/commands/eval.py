@@ -22,7 +22,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         epilog=(
             "Examples: medpeft eval --backbone biomedclip --adapter ACE_LoRA.pt --dataset rsna --data prepared/rsna "
             "--out runs/rsna;  medpeft eval --backbone biomedclip --adapter none --adapter ACE_LoRA.pt "
-            "--dataset rsna=prepared/rsna --dataset siim=prepared/siim --out runs/zero-shot"
+            "--dataset rsna=prepared/rsna --dataset siim=prepared/siim --out runs/zero-shot;  add --compile for "
+            "torch.compile (same numbers, faster after the first batch)"
         ),
     )
     opt.add_backbone(p)

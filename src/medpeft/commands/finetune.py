@@ -47,6 +47,7 @@ encoders (--backbone / --adapter):
 examples:
   medpeft finetune segmentation --backbone biomedclip --adapter runs/ace --data siim --out ft/siim-ace --fraction 0.01
   medpeft finetune detection --backbone biomedclip --data rsna --out ft/rsna-base --precision bf16
+  medpeft finetune segmentation --backbone biomedclip --data siim --out ft/siim --compile   torch.compile the encoder
   medpeft finetune detection --backbone biomedclip --adapter runs/ace --data rsna --out ft/rsna-zs --zero-shot-map
   medpeft finetune segmentation ... --out ft/siim-ace --resume      continue an interrupted run
   accelerate launch -m medpeft.cli finetune segmentation ...         several GPUs
@@ -144,6 +145,7 @@ def _common(task: str) -> argparse.ArgumentParser:
     )
     options.add_seed(opt)
     options.add_precision(opt)
+    options.add_compile(opt)
     opt.add_argument(
         "--checkpoint-every",
         type=_positive_int,
@@ -309,7 +311,7 @@ def run(args: argparse.Namespace) -> int:
         lr=args.lr, weight_decay=args.weight_decay, warmup_steps=args.warmup_steps, grad_accum=args.grad_accum,
         max_steps=args.max_steps, max_grad_norm=args.max_grad_norm, checkpoint_every=args.checkpoint_every,
         precision=args.precision, workers=args.workers, seed=args.seed, resume=args.resume,
-        device=args.device,
+        device=args.device, compile=args.compile,
     )  # fmt: skip
     result = run_finetune(task, cfg, run_config)
     _report(args.task, result, args.out)

@@ -20,7 +20,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         ),
         epilog=(
             'Example: medpeft predict --backbone biomedclip --adapter ACE_LoRA.pt --labels "no finding,pneumonia" '
-            "--templates chest-xray --out preds.csv --heatmap maps/ scans/"
+            "--templates chest-xray --out preds.csv --heatmap maps/ scans/   (add --compile for large folders: "
+            "the towers run through torch.compile after a one-off compilation)"
         ),
     )
     opt.add_backbone(p)

@@ -25,7 +25,11 @@ _OVERRIDES = {
     "on_bad_image": "train.on_bad_image",
     "text_padding": "model.text_padding",
 }
-_SWITCHES = {"gather": "train.gather", "gradient_checkpointing": "train.gradient_checkpointing"}
+_SWITCHES = {
+    "gather": "train.gather",
+    "gradient_checkpointing": "train.gradient_checkpointing",
+    "compile": "train.compile",
+}
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -47,7 +51,8 @@ def register(sub: argparse._SubParsersAction) -> None:
             "  torchrun --nproc_per_node 8 -m medpeft.cli train --config paper --gather \\\n"
             "      --data prepared/mimic --out runs/paper8\n"
             "  medpeft train --config runs/paper/resolved_config.yaml --out runs/again   # repeat a run\n"
-            "  medpeft train ... --out runs/paper --resume   # continue after a crash or preemption"
+            "  medpeft train ... --out runs/paper --resume   # continue after a crash or preemption\n"
+            "  medpeft train --config paper --data prepared/mimic --out runs/c --compile   # torch.compile the towers"
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -78,6 +83,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--max-steps", type=int, default=None, help="stop after N optimizer steps (the schedule ends there)"
     )
     options.add_precision(g, default=None)
+    options.add_compile(g, default=None)
     g.add_argument("--grad-accum", type=int, default=None, help="micro-batches per optimizer step")
     g.add_argument(
         "--gather",

@@ -112,7 +112,7 @@ def save_heatmaps(
     mean, std = model.backbone.mean, model.backbone.std
     files: list[str] = []
     unreadable: list[tuple[int, str]] = []
-    with inference_state(model, dev, options.merge_lora):
+    with inference_state(model, dev, options.merge_lora, options.compile):
         for batch in readable_batches(loader, options.on_bad_image, unreadable):
             pixels = batch.pixel_values.to(dev)
             maps = patch_weights(model, pixels).cpu().numpy()

@@ -57,12 +57,15 @@ def merged_lora(model: nn.Module):
 
 
 @contextlib.contextmanager
-def inference_state(model: nn.Module, device: torch.device, merge: bool = True):
+def inference_state(model: nn.Module, device: torch.device, merge: bool = True, compile: bool = False):
     """Eval mode, ``device``, LoRA merged (``merged_lora``) and no autograd for the duration of a call;
-    the training flag and the weights are restored afterwards."""
+    the training flag and the weights are restored afterwards. ``compile`` compiles the model's towers
+    in place (once; ``compile_towers``), for this call and later ones."""
     was_training = getattr(model, "training", False)
     if hasattr(model, "to") and model_device(model) != device:
         model.to(device)
+    if compile and hasattr(model, "compile_towers"):
+        model.compile_towers(device)
     if hasattr(model, "eval"):
         model.eval()
     try:
@@ -153,7 +156,7 @@ def encode_class_prompts(
     dtype = options.autocast_dtype(dev)
     padding = text_padding(model)
     groups = list(prompts.positive) + list(prompts.negative or [])
-    with inference_state(model, dev, options.merge_lora), autocast(dev, dtype):
+    with inference_state(model, dev, options.merge_lora, options.compile), autocast(dev, dtype):
         if padding == "max_length" and len({len(texts) for texts in groups}) == 1:
             # one [C, T, L] call; classes do not interact, so this equals encoding them one by one
             ids = tokenize_prompts(tokenizer, [t for texts in groups for t in texts], padding)
@@ -227,7 +230,7 @@ def score_images(
     skipped: list[tuple[int, str]] = []
     from tqdm.auto import tqdm
 
-    with inference_state(model, dev, options.merge_lora):
+    with inference_state(model, dev, options.merge_lora, options.compile):
         batches = tqdm(loader, desc=desc, unit="batch", disable=not options.progress, leave=False)
         for batch in readable_batches(batches, options.on_bad_image, skipped):
             pixels = batch.pixel_values.to(dev, non_blocking=True)

@@ -22,7 +22,9 @@ BAD_IMAGE_POLICIES = ("error", "skip")
 class InferenceOptions:
     """``device``: auto|cpu|cuda[:N]; ``precision``: fp32 (exact, default) | bf16 | fp16 (CUDA);
     ``on_bad_image``: error (name the image) | skip (leave it out and list it); ``merge_lora`` folds LoRA
-    into the frozen weights while scoring (the weights are restored bit for bit afterwards)."""
+    into the frozen weights while scoring (the weights are restored bit for bit afterwards); ``compile`` runs
+    the towers through ``torch.compile`` (``AceLoraModel.compile_towers``: same numbers within rounding, the
+    first batch of each shape compiles; falls back to eager mode with a warning where unavailable)."""
 
     batch_size: int = 64
     workers: int = 0
@@ -31,6 +33,7 @@ class InferenceOptions:
     on_bad_image: str = "error"
     progress: bool = False
     merge_lora: bool = True
+    compile: bool = False
 
     def __post_init__(self) -> None:
         if int(self.batch_size) < 1:

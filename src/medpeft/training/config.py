@@ -66,6 +66,7 @@ class TrainConfig:
     max_grad_norm: float | None = None
     precision: str = "fp32"
     gradient_checkpointing: bool = False
+    compile: bool = False  # torch.compile the towers (same numbers within rounding; warm-up untimed)
     gather: bool = False
     workers: int = 0
     context_length: int | None = None  # None: the backbone's own (256 for BiomedCLIP)

@@ -60,6 +60,7 @@ from medpeft.training.resume import (
 )
 from medpeft.training.step import StepContext, train_step
 from medpeft.training.validation import ValidationSet, check_validation, resolve_validation, validate
+from medpeft.training.warmup import compile_warmup
 
 log = logging.getLogger("medpeft.train")
 
@@ -111,6 +112,27 @@ class _Session:
         params = list(self.unwrapped.trainable_parameters().values())
         self.step_ctx = StepContext(accelerator, model, optimizer, scheduler, params, cfg, self.world)
         self.logger: MetricsLogger | None = None
+
+    # ------------------------------------------------------------------ compile
+    def compile_and_warm_up(self, micro: int) -> None:
+        """Compile the towers (or say why not) and run the untimed warm-up step (``warmup.py``)."""
+        report = self.unwrapped.compile_towers(self.device)
+        if not report.compiled:
+            log.warning("%s", report.message)
+            return
+        seconds = compile_warmup(
+            self.model,
+            self.acc.backward,
+            self.optimizer,
+            lambda texts: self.collate.tokenizer(
+                texts, padding=self.collate.padding, context_length=self.collate.context_length
+            ),
+            micro,
+            self.unwrapped.backbone.image_size,
+            len(self.resolved["run"]["label_columns"] or []) or None,
+            self.device,
+        )
+        log.info("%s; warm-up (not counted as training time): %.1f s", report.message, seconds)
 
     # ------------------------------------------------------------------ resume
     def restore(self, ckpt: dict[str, Any], path: Path) -> None:
@@ -432,6 +454,8 @@ def train(
     session.logger = MetricsLogger(
         out, enabled=session.main, tensorboard=cfg.tensorboard, resume_step=resume_step
     )
+    if cfg.compile:
+        session.compile_and_warm_up(micro)
     accelerator.wait_for_everyone()
     start = time.perf_counter()
     try:

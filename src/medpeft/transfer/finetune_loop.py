@@ -28,6 +28,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from medpeft.backbones.compilation import compile_vit_blocks
 from medpeft.data.sampler import epoch_batches
 from medpeft.errors import CheckpointError, ConfigError, OutputExistsError
 from medpeft.io import check_out_dir, safe_torch_load, torch_save, write_json
@@ -89,6 +90,7 @@ class LoopConfig:
     device: str = "auto"
     seed: int = 0
     resume: bool = False
+    compile: bool = False  # torch.compile the frozen encoder's blocks (same numbers within rounding)
     stop_after_steps: int | None = None  # checkpoint and return early (simulates preemption in tests)
 
     def __post_init__(self) -> None:
@@ -115,7 +117,15 @@ class LoopConfig:
     def result_affecting(self) -> dict[str, Any]:
         """Settings a resumed run must share with the interrupted one."""
         d = asdict(self)
-        for k in ("out_dir", "resume", "workers", "checkpoint_every", "stop_after_steps", "device"):
+        for k in (
+            "out_dir",
+            "resume",
+            "workers",
+            "checkpoint_every",
+            "stop_after_steps",
+            "device",
+            "compile",
+        ):
             d.pop(k)
         return d
 
@@ -224,6 +234,21 @@ def _metric_value(metrics: dict[str, Any], key: str) -> float:
     )
 
 
+def _compile_encoder(encoder: nn.Module, batch_size: int, device: torch.device) -> None:
+    """Compile the frozen encoder's ViT blocks and run it once on blank images (the compile warm-up, before
+    training starts; the encoder is frozen and deterministic, and every RNG state is restored)."""
+    report = compile_vit_blocks(encoder.trunk, device)
+    if not report.compiled:
+        log.warning("%s", report.message)
+        return
+    state = capture_rng_state()
+    try:
+        encoder(torch.zeros(batch_size, 3, encoder.image_size, encoder.image_size, device=device))
+    finally:
+        restore_rng_state(state)
+    log.info("%s; warm-up done before training", report.message)
+
+
 def run_finetune(task: FinetuneTask, cfg: LoopConfig, run_config: dict[str, Any]) -> dict[str, Any]:
     """Train ``task.model`` on the train split, keep the best on validation, score it on test.
 
@@ -249,6 +274,8 @@ def run_finetune(task: FinetuneTask, cfg: LoopConfig, run_config: dict[str, Any]
     device = accelerator.device
     model = task.model.to(device)
     task.encoder.to(device)
+    if cfg.compile:
+        _compile_encoder(task.encoder, cfg.batch_size, device)
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise ConfigError(f"the {task.name} head has no trainable parameters")
