@@ -20,12 +20,12 @@ from typing import Any
 import torch
 from torch import nn
 
+from medpeft.backbones.names import BIOMEDCLIP_HUB_ID, parse_backbone_name
 from medpeft.backbones.tokenizer import TextTokenizer, load_hf_tokenizer, packaged_vocab, wordpiece_tokenizer
 from medpeft.errors import CheckpointError, ConfigError
 
 log = logging.getLogger(__name__)
 
-BIOMEDCLIP_HUB_ID = "microsoft/BiomedCLIP-PubMedBERT_256-vit_base_patch16_224"
 BIOMEDBERT_HUB_ID = "microsoft/BiomedNLP-BiomedBERT-base-uncased-abstract"
 TINY_BERT_ID = "medpeft/tiny-bert"
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
@@ -33,7 +33,6 @@ ASSETS = Path(__file__).resolve().parent.parent / "assets"
 PACKAGED_TEXT_CONFIGS = {BIOMEDBERT_HUB_ID: ASSETS / "biomedbert", TINY_BERT_ID: ASSETS / "tiny_bert"}
 WEIGHT_FILES = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
 CONFIG_FILE = "open_clip_config.json"
-PRESETS = ("biomedclip", "biomedclip-arch", "tiny")
 
 
 @dataclass
@@ -314,24 +313,20 @@ def load_backbone(
     A folder: ``open_clip_config.json`` + weights + tokenizer files, fully offline.
     ``"biomedclip-arch"`` / ``"tiny"``: architecture only, random weights seeded by ``seed``, no network.
     """
-    spec = str(name_or_path)
-    path = Path(spec).expanduser()
-    if path.is_dir():
-        bb = _load_from_folder(path, name=str(path))
-    elif spec in ("biomedclip", BIOMEDCLIP_HUB_ID, f"hf-hub:{BIOMEDCLIP_HUB_ID}"):
+    name = parse_backbone_name(name_or_path)
+    if name.kind == "folder":
+        bb = _load_from_folder(Path(name.value), name=name.value)
+    elif name.kind == "preset" and name.value == "biomedclip":
         bb = _load_from_hub(BIOMEDCLIP_HUB_ID)
         bb.name = "biomedclip"
-    elif spec.startswith("hf-hub:"):
-        bb = _load_from_hub(spec.removeprefix("hf-hub:"))
-    elif spec == "biomedclip-arch":
-        bb = _arch_backbone("biomedclip", seed)
-    elif spec == "tiny":
-        bb = _arch_backbone("tiny", seed)
-    elif path.suffix or os.sep in spec:
-        raise CheckpointError(f"{spec}: no such backbone folder")
-    else:
+    elif name.kind == "hub":
+        bb = _load_from_hub(name.value)
+    elif name.kind == "preset":
+        bb = _arch_backbone("biomedclip" if name.value == "biomedclip-arch" else name.value, seed)
+    else:  # timm: an image tower without a text tower
         raise ConfigError(
-            f"unknown backbone {spec!r}: use one of {PRESETS}, 'hf-hub:org/repo', or a local folder"
+            f"timm:{name.value} is an image-only backbone (no text tower): it serves `medpeft finetune` "
+            "(segmentation/detection); zero-shot commands need a CLIP-family backbone"
         )
     bb.clip.to(device)
     return bb

@@ -15,9 +15,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from medpeft.backbones.names import TIMM_PREFIX, parse_backbone_name
 from medpeft.errors import ConfigError
-
-TIMM_PREFIX = "timm:"
 
 
 def default_blocks(depth: int, count: int = 4) -> tuple[int, ...]:
@@ -116,14 +115,12 @@ def _resize_trunk(trunk: nn.Module, image_size: int, name: str) -> None:
 
 
 def _timm_encoder(
-    spec: str, image_size: int | None, blocks: Sequence[int] | None, num_levels: int
+    model_name: str, image_size: int | None, blocks: Sequence[int] | None, num_levels: int
 ) -> FrozenViTEncoder:
     import timm
     from timm.data import resolve_data_config
 
-    model_name = spec.removeprefix(TIMM_PREFIX)
-    if not model_name:
-        raise ConfigError("--backbone timm:NAME needs a timm model name, e.g. timm:vit_base_patch16_224")
+    spec = f"{TIMM_PREFIX}{model_name}"
     try:
         kwargs = {"img_size": image_size} if image_size else {}
         trunk = timm.create_model(model_name, pretrained=False, num_classes=0, **kwargs)
@@ -162,12 +159,13 @@ def build_encoder(
     defaults to the backbone's own (224 for BiomedCLIP, 64 for ``tiny``); ``blocks`` to ``num_levels`` evenly
     spaced 1-based block numbers ending at the last (3, 6, 9, 12 for ViT-B and 4 levels; 12 for 1 level).
     """
-    if backbone.startswith(TIMM_PREFIX):
+    name = parse_backbone_name(backbone)
+    if name.kind == "timm":
         if adapter is not None:
             raise ConfigError(
                 "--adapter applies to open_clip backbones (BiomedCLIP family), not timm: models"
             )
-        return _timm_encoder(backbone, image_size, blocks, num_levels).to(device)
+        return _timm_encoder(name.value, image_size, blocks, num_levels).to(device)
 
     from medpeft.ace_lora.config import AceLoraConfig
     from medpeft.ace_lora.model import AceLoraModel
