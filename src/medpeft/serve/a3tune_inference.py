@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from PIL import Image
 
-from medpeft.a3tune.collate import A3Collator, A3Example
+from medpeft.a3tune.collate import IMAGE_PLACEHOLDER, A3Collator, A3Example
 from medpeft.evaluation.attention_diagnostic import attention_diagnostic
 from medpeft.evaluation.generation import GenerationSettings, generate_batch
 from medpeft.evaluation.generation_eval import adapter_labels, load_generation_model
@@ -91,6 +91,7 @@ __all__ = [
     "DEFAULT_MAX_NEW_TOKENS",
     "A3Answer",
     "A3TuneServed",
+    "IMAGE_PLACEHOLDER",
     "GenerationSettings",
     "answer",
     "load_a3tune_models",

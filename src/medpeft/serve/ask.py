@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from PIL import Image
 
 from medpeft.errors import ConfigError, MedpeftError
-from medpeft.serve.a3tune_inference import A3TuneServed, GenerationSettings, answer
+from medpeft.serve.a3tune_inference import IMAGE_PLACEHOLDER, A3TuneServed, GenerationSettings, answer
 from medpeft.serve.limits import UploadLimits
 from medpeft.serve.uploads import read_uploads
 
@@ -34,10 +34,15 @@ class Asked:
 
 
 def check_question(question: str | None) -> str:
-    """The question stripped; ``ConfigError`` when it is empty or too long."""
+    """The question stripped; ``ConfigError`` when it is empty, too long, or holds the image placeholder
+    (the prompt has room for exactly one image)."""
     text = (question or "").strip()
     if not text:
         raise ConfigError("type a question about the image")
+    if IMAGE_PLACEHOLDER in text:
+        raise ConfigError(
+            f"remove {IMAGE_PLACEHOLDER!r} from the question: the uploaded image takes its place"
+        )
     if len(text) > MAX_QUESTION_CHARS:
         raise ConfigError(
             f"the question has {len(text)} characters; at most {MAX_QUESTION_CHARS} are accepted"
