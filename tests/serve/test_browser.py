@@ -224,6 +224,8 @@ def test_browser_end_to_end(chromium_path, serve_models, uploads, tmp_path):
             assert server.process.poll() is None
 
             # 5. the A³Tune tab: a question about a DICOM -> evaluation.generation's answer and an overlay
+            for close in page.locator(".toast-close").all():  # step 3's upload error, for the screenshot
+                close.click()
             page.get_by_role("tab", name="A³Tune (question answering)").click()
             question = "Is there a lesion in the left lung?"
             ask_question(page, uploads["dicom"], question)
