@@ -142,3 +142,21 @@ def test_sigterm_while_loading_removes_the_temporary_folder():
             process.wait(10)
     assert process.returncode == 130 and "medpeft serve: interrupted" in output, output
     assert not work.exists()
+
+
+@pytest.mark.slow  # ~15 s: a server process loading llava-tiny
+def test_a3tune_tab_alone_without_backbone():
+    pytest.importorskip("gradio", reason="medpeft serve needs gradio (pip install gradio)")
+    from serve_process import running_server
+
+    with running_server(["--a3tune-base", "llava-tiny", "--max-new-tokens", "4"]) as server:
+        with urllib.request.urlopen(server.url + "/config", timeout=30) as response:
+            config = json.dumps(json.load(response))
+        assert "medpeft-a3-question" in config and "up to 4 new tokens" in config
+        assert "medpeft-files" not in config and "medpeft-tab-clip" not in config  # no CLIP page, no tabs
+        output = server.output()
+        assert (
+            "loading 1 A³Tune model(s) on base llava-tiny: none" in output and "loading model" not in output
+        )
+        assert server.stop() == 0
+    assert "Traceback" not in server.output()
