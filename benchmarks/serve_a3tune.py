@@ -1,7 +1,7 @@
 """Latency of one request of the A³Tune tab of ``medpeft serve``: load once, then answer + overlay per question.
 
     python benchmarks/serve_a3tune.py [--base llava-tiny] [--device cpu|cuda] [--image-size 512]
-        [--max-new-tokens 64] [--repeats 5] [--threads 0]
+        [--max-new-tokens 64] [--precision fp32|bf16|fp16] [--repeats 5] [--threads 0]
 
 Prints one JSON object: the model load time (``load_a3tune_models``, the base through the 'none' adapter), and
 per request the median/min seconds of ``serve.a3tune_inference.answer`` (greedy generation, the attention
@@ -27,6 +27,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--device", default="cpu")
     p.add_argument("--image-size", type=int, default=512)
     p.add_argument("--max-new-tokens", type=int, default=64)
+    p.add_argument(
+        "--precision", choices=["fp32", "bf16", "fp16"], default="fp32", help="autocast while generating"
+    )
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
     p.add_argument("--seed", type=int, default=0)
@@ -45,7 +48,7 @@ def main(argv: list[str] | None = None) -> None:
     started = time.perf_counter()
     served = load_a3tune_models(args.base, ["none"], args.device)["base"]
     load_s = time.perf_counter() - started
-    settings = GenerationSettings(max_new_tokens=args.max_new_tokens)
+    settings = GenerationSettings(max_new_tokens=args.max_new_tokens, precision=args.precision)
     question = "Is there a lesion in the left lung?"
     reply = answer(served, image, question, settings)  # warm-up
     times = []
