@@ -1,11 +1,14 @@
 """End to end in a real headless Chromium: ``medpeft serve`` as a subprocess on a free localhost port,
 a DICOM and a PNG uploaded, two labels typed, the page's probabilities compared with ``predict``; then
 bad uploads (text renamed .png, 0-byte file, DICOM without pixels, a file over --max-file-mb) shown as
-messages, and a good upload scored again by the same server. No request leaves 127.0.0.1.
+messages, and a good upload scored again by the same server; then, in the second tab (``--a3tune-base llava-tiny
+--a3tune-adapter none``), a question about a DICOM whose answer on the page equals ``evaluation.generation``'s
+and whose attention overlay is shown, and an empty question answered by a message. No request leaves
+127.0.0.1.
 
 Driven by playwright against the system Chromium (``executable_path``; nothing downloaded): it waits on
 page state instead of sleeping, sets several files on the upload input, and records every request the
-page makes. A screenshot is written to the test's tmp path and copied to ``$MEDPEFT_TEST_ARTIFACTS``.
+page makes. Screenshots are written to the test's tmp path and copied to ``$MEDPEFT_TEST_ARTIFACTS``.
 """
 
 from __future__ import annotations
@@ -98,6 +101,44 @@ def submit(page) -> None:
     )
 
 
+def generated_answer(image_path: Path, question: str, max_new_tokens: int) -> str:
+    """What ``a3tune eval`` generates for this image and question with llava-tiny's base (greedy)."""
+    import torch
+
+    from medpeft.a3tune.collate import A3Collator, A3Example
+    from medpeft.data.images import load_image
+    from medpeft.evaluation.generation import GenerationSettings, generate_batch
+    from medpeft.evaluation.generation_eval import load_generation_model
+
+    cpu = torch.device("cpu")
+    base, model = load_generation_model("llava-tiny", "none", cpu)
+    collator = A3Collator(
+        base.tokenizer, base.image_processor, base.image_token_id, base.grid, padding_side="left"
+    )
+    batch = collator([A3Example(id="x", question=question, answer=None, image=load_image(image_path))])
+    texts, _ = generate_batch(
+        model, batch, GenerationSettings(max_new_tokens=max_new_tokens), base.tokenizer, cpu
+    )
+    return texts[0]
+
+
+def ask_question(page, image: Path | None, question: str) -> None:
+    """In the A³Tune tab: replace the upload, type the question, press Ask and wait for the request to end."""
+    if page.locator("#medpeft-a3-file button[aria-label='Clear']").count():
+        page.locator("#medpeft-a3-file button[aria-label='Clear']").click()
+    if image is not None:
+        page.locator("#medpeft-a3-file input[type=file]").set_input_files([str(image)])
+        page.locator("#medpeft-a3-file").get_by_text(image.stem, exact=True).wait_for(timeout=WAIT_MS)
+    page.locator("#medpeft-a3-question textarea").fill(question)
+    page.locator("#medpeft-a3-submit").click()
+    page.wait_for_function(
+        "() => !document.querySelector('#medpeft-a3-status .eta-bar, #medpeft-a3-status .progress-text, "
+        "#medpeft-a3-answer-0 .eta-bar, #medpeft-a3-answer-0 .progress-text') && "
+        "!document.querySelector('#medpeft-a3-status [data-testid=status-tracker]:not(.hide)')",
+        timeout=WAIT_MS,
+    )
+
+
 def assert_matches_predict(page, models, files: dict[str, Path]) -> pd.DataFrame:
     shown = page_table(page)
     assert shown["model"].tolist() == [name for name in ("base", "ace") for _ in files]
@@ -110,7 +151,7 @@ def assert_matches_predict(page, models, files: dict[str, Path]) -> pd.DataFrame
     return shown
 
 
-@pytest.mark.slow  # ~30 s on one busy core: a server process, a browser, three requests
+@pytest.mark.slow  # ~45 s on one busy core: a server process, a browser, five requests
 def test_browser_end_to_end(chromium_path, serve_models, uploads, tmp_path):
     from playwright.sync_api import sync_playwright
     from serve_process import running_server
@@ -118,7 +159,8 @@ def test_browser_end_to_end(chromium_path, serve_models, uploads, tmp_path):
     adapter = serve_models["ace-lora"].save_pretrained(tmp_path / "ace", backbone_name="tiny")
     huge = write_png(tmp_path / "huge.png", seed=5, size=1100, mode="RGB")  # ~3.5 MB of noise
     assert huge.stat().st_size > 2 * 2**20
-    args = ["--backbone", "tiny", "--adapter", "none", "--adapter", str(adapter), "--max-file-mb", "2"]
+    args = ["--backbone", "tiny", "--adapter", "none", "--adapter", str(adapter), "--max-file-mb", "2",
+            "--a3tune-base", "llava-tiny", "--a3tune-adapter", "none", "--max-new-tokens", "8"]  # fmt: skip
     with running_server(args) as server, sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
         try:
@@ -179,6 +221,29 @@ def test_browser_end_to_end(chromium_path, serve_models, uploads, tmp_path):
             page.locator("#medpeft-results").wait_for(timeout=WAIT_MS)
             assert_matches_predict(page, serve_models, {"chest.png": uploads["png"]})
             assert page.locator("#medpeft-messages").count() == 0
+            assert server.process.poll() is None
+
+            # 5. the A³Tune tab: a question about a DICOM -> evaluation.generation's answer and an overlay
+            for close in page.locator(".toast-close").all():  # step 3's upload error, for the screenshot
+                close.click()
+            page.get_by_role("tab", name="A³Tune (question answering)").click()
+            question = "Is there a lesion in the left lung?"
+            ask_question(page, uploads["dicom"], question)
+            answer = page.locator("#medpeft-a3-answer-0 .answer-text")
+            answer.wait_for(timeout=WAIT_MS)
+            expected_answer = generated_answer(uploads["dicom"], question, max_new_tokens=8)
+            assert expected_answer and answer.text_content() == expected_answer
+            page.locator("#medpeft-a3-overlay-0 img").wait_for(timeout=WAIT_MS)
+            assert page.locator("#medpeft-a3-messages").count() == 0
+            a3_shot = tmp_path / "serve_page_a3tune.png"
+            page.screenshot(path=str(a3_shot), full_page=True)
+            save_artifact(a3_shot)
+
+            # 6. an empty question: a message, the old answer gone
+            ask_question(page, uploads["png"], "  ")
+            page.locator("#medpeft-a3-messages").wait_for(timeout=WAIT_MS)
+            assert "type a question about the image" in page.locator("#medpeft-a3-messages").inner_text()
+            assert page.locator("#medpeft-a3-answer-0 .answer-text").count() == 0
             assert server.process.poll() is None
 
             outside = [u for u in requests if not u.startswith((server.url, "data:", "blob:"))]

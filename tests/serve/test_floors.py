@@ -1,4 +1,4 @@
-"""``serve/`` sits on the project's floors: it imports errors/io/runtime, backbones, ace_lora, data and
+"""``serve/`` sits on the project's floors: it imports errors/io/runtime, backbones, ace_lora, a3tune, data and
 evaluation (never training, transfer, demo, commands or the package root), reads no command line, and
 loads without Gradio until ``build_app`` is asked for."""
 
@@ -11,7 +11,9 @@ import sys
 from pathlib import Path
 
 SERVE = Path(__file__).resolve().parents[2] / "src" / "medpeft" / "serve"
-ALLOWED = ("errors", "io", "runtime", "backbones", "ace_lora", "data", "evaluation", "serve")
+ALLOWED = ("errors", "io", "runtime", "backbones", "ace_lora", "a3tune", "data", "evaluation", "serve")
+#: The only files that call into evaluation (and a3tune): one per tab.
+INFERENCE = ("inference.py", "a3tune_inference.py")
 
 
 def imported_modules(path: Path) -> set[str]:
@@ -26,7 +28,8 @@ def imported_modules(path: Path) -> set[str]:
 
 def test_serve_imports_only_lower_floors():
     files = sorted(SERVE.glob("*.py"))
-    assert {f.name for f in files} >= {"app.py", "inference.py", "uploads.py", "results.py", "limits.py"}
+    assert {f.name for f in files} >= {"app.py", "inference.py", "uploads.py", "results.py", "limits.py",
+                                       "a3tune_inference.py", "ask.py"}  # fmt: skip
     for file in files:
         for name in imported_modules(file):
             if name == "medpeft" or name.startswith("medpeft."):
@@ -36,16 +39,18 @@ def test_serve_imports_only_lower_floors():
 
 
 def test_evaluation_is_called_from_inference_only():
+    called = set()
     for file in SERVE.glob("*.py"):
-        uses = {n for n in imported_modules(file) if n.startswith("medpeft.evaluation")}
-        if file.name != "inference.py":
-            assert not uses, f"{file.name} calls evaluation directly: {uses}"
+        uses = {n for n in imported_modules(file) if n.startswith(("medpeft.evaluation", "medpeft.a3tune"))}
+        if uses:
+            called.add(file.name)
+    assert called == set(INFERENCE)
 
 
 def test_library_parts_load_without_gradio():
     code = (
         "import sys; import medpeft.serve, medpeft.serve.analysis, medpeft.serve.results, "
-        "medpeft.serve.uploads; print('gradio' in sys.modules)"
+        "medpeft.serve.uploads, medpeft.serve.ask; print('gradio' in sys.modules)"
     )
     env = {
         **os.environ,

@@ -22,6 +22,9 @@ FLAGS = [
     "--port",
     "--max-file-mb",
     "--max-images",
+    "--a3tune-base",
+    "--a3tune-adapter",
+    "--max-new-tokens",
     "--device",
     "--precision",
     "--quiet",
@@ -37,7 +40,8 @@ def test_help_explains_every_flag(capsys):
         assert flag in text
     # serve's own flags carry an example; the shared ones (--device, --precision, ...) are the one definition
     # of commands/options.py (tests/test_cli_vocabulary.py)
-    for flag in ["--host", "--port", "--max-file-mb", "--max-images"]:
+    for flag in ["--host", "--port", "--max-file-mb", "--max-images", "--a3tune-base", "--a3tune-adapter",
+                 "--max-new-tokens"]:  # fmt: skip
         block = text[text.index(f"  {flag} ") + 3 :]
         block = " ".join(block[: block.find("\n  --")].split())  # this flag's help, unwrapped
         assert f"Example: {flag} " in block, block
@@ -62,6 +66,22 @@ def test_bad_options_fail_before_loading(capsys, argv, message):
     err = capsys.readouterr().err
     assert err.startswith("medpeft serve: error:") and message in err
     assert "loading model" not in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        ([], "medpeft serve needs --backbone (the CLIP tab), --a3tune-base (the A³Tune tab), or both"),
+        (["--a3tune-base", "llava-tiny", "--adapter", "none"], "--adapter needs --backbone (the CLIP tab)"),
+        (["--backbone", "tiny", "--a3tune-adapter", "none"], "--a3tune-adapter needs --a3tune-base"),
+        (["--a3tune-base", "llava-tiny", "--max-new-tokens", "0"], "--max-new-tokens must be at least 1"),
+    ],
+)
+def test_a3tune_options_fail_before_loading(capsys, argv, message):
+    assert main(["serve", "--port", str(free_port()), *argv]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("medpeft serve: error:") and message in err
+    assert "loading" not in err
 
 
 def test_server_process_serves_and_cleans_up():
@@ -122,3 +142,21 @@ def test_sigterm_while_loading_removes_the_temporary_folder():
             process.wait(10)
     assert process.returncode == 130 and "medpeft serve: interrupted" in output, output
     assert not work.exists()
+
+
+@pytest.mark.slow  # ~15 s: a server process loading llava-tiny
+def test_a3tune_tab_alone_without_backbone():
+    pytest.importorskip("gradio", reason="medpeft serve needs gradio (pip install gradio)")
+    from serve_process import running_server
+
+    with running_server(["--a3tune-base", "llava-tiny", "--max-new-tokens", "4"]) as server:
+        with urllib.request.urlopen(server.url + "/config", timeout=30) as response:
+            config = json.dumps(json.load(response))
+        assert "medpeft-a3-question" in config and "up to 4 new tokens" in config
+        assert "medpeft-files" not in config and "medpeft-tab-clip" not in config  # no CLIP page, no tabs
+        output = server.output()
+        assert (
+            "loading 1 A³Tune model(s) on base llava-tiny: none" in output and "loading model" not in output
+        )
+        assert server.stop() == 0
+    assert "Traceback" not in server.output()

@@ -93,7 +93,10 @@ def _true_masks(examples: ConversationExamples, processor: Any) -> dict[int, tor
     return out
 
 
-def _load_model(base_name: str, adapter: str, device: torch.device, check_base_name: bool) -> tuple[Any, Any]:
+def load_generation_model(base_name: str, adapter: str, device: torch.device,
+                          check_base_name: bool = True) -> tuple[Any, Any]:  # fmt: skip
+    """(base, A3TuneModel in eval mode) for ``adapter``: 'none' = the base through a zero-initialised plain-LoRA
+    wrapper (outputs equal the base's; its attention can be recorded), else a folder or a Hub adapter."""
     base = load_llava(base_name, device=device)
     if adapter.lower() == "none":
         model = A3TuneModel(base, A3TuneConfig.plain_lora(top_heads=BASE_TOP_HEADS))
@@ -145,7 +148,7 @@ def evaluate_generation(
     pictures: dict[str, list[_Overlay]] = {}
     match = None
     for adapter, label in zip(adapters, labels, strict=True):
-        base, model = _load_model(base_name, adapter, dev, check_base_name)
+        base, model = load_generation_model(base_name, adapter, dev, check_base_name)
         examples = ConversationExamples(data_dir, split, weak_labels=weak_labels, grid=base.grid,
                                         image_processor=base.image_processor, answers=False)  # fmt: skip
         match = examples.match

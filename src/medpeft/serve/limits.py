@@ -13,6 +13,8 @@ from medpeft.errors import ConfigError
 DEFAULT_MAX_FILE_MB = 50.0
 #: ``--max-images`` default: what one request scores (and draws heat maps for) in seconds on a CPU.
 DEFAULT_MAX_IMAGES = 16
+#: ``--max-new-tokens`` default of the A³Tune tab: a short clinical answer (``a3tune eval`` uses 64 too).
+DEFAULT_MAX_NEW_TOKENS = 64
 #: Decoded pixels per image; a mammogram is ~20 MP. Guards against small files that decode huge.
 MAX_PIXELS = 64_000_000
 

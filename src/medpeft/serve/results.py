@@ -61,9 +61,13 @@ def to_html(frame: pd.DataFrame, digits: int = 4) -> str:
     )
 
 
-def messages_html(messages: Sequence[str]) -> str:
+def messages_html(
+    messages: Sequence[str], heading: str = "Not scored:", element_id: str = "medpeft-messages"
+) -> str:
     """Problems of a request as a list for the page (escaped: a file name cannot inject markup)."""
     if not messages:
         return ""
     items = "".join(f"<li>{html.escape(m)}</li>" for m in messages)
-    return f'<div id="medpeft-messages" role="alert"><strong>Not scored:</strong><ul>{items}</ul></div>'
+    return (
+        f'<div id="{element_id}" role="alert"><strong>{html.escape(heading)}</strong><ul>{items}</ul></div>'
+    )
