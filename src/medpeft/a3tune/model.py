@@ -318,7 +318,9 @@ class A3TuneModel(nn.Module):
     def peft_state_dict(self) -> dict[str, torch.Tensor]:
         from peft import get_peft_model_state_dict
 
-        return get_peft_model_state_dict(self.peft)
+        # save_embedding_layers=False: LoRA never touches the embeddings here, and peft's "auto" would look the
+        # base model's config up on the Hub (a network call nobody asked for)
+        return get_peft_model_state_dict(self.peft, save_embedding_layers=False)
 
     def save_pretrained(self, out_dir: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
         """Write the adapter folder (atomic files; refuses a folder that already holds an adapter)."""
