@@ -108,6 +108,8 @@ def run_a3tune_demo(
     from medpeft.demo.a3tune.data import make_vqa
     from medpeft.demo.a3tune.generalist import train_generalist
     from medpeft.demo.a3tune.outputs import build_metrics, model_result, write_outputs
+    from medpeft.demo.a3tune.preset import NAME as BASE_NAME
+    from medpeft.demo.a3tune.preset import manifest_texts, write_demo_base
     from medpeft.demo.a3tune.weak import PROPOSER, SCORER, hit_rate, make_weak_labels
     from medpeft.evaluation.generation import GenerationSettings
     from medpeft.evaluation.generation_eval import OVERLAY_DIR, evaluate_generation
@@ -127,6 +129,7 @@ def run_a3tune_demo(
     )
     gen_data = make_vqa(out / DATA_DIR, "generalist", s.n_generalist_images, s.image_size, seed + 1, progress)
     task = make_vqa(out / DATA_DIR, "task", s.n_task_images, s.image_size, seed, progress)
+    base_dir = write_demo_base(out / MODELS_DIR / BASE_NAME, manifest_texts([gen_data, task]), seed)
 
     _say(
         progress,
@@ -134,8 +137,11 @@ def run_a3tune_demo(
     )
     make_weak_labels(task, out / WEAK_DIR, s.weak_top_k, seed, progress)
 
-    _say(progress, f"[3/{STAGES}] a llava-tiny generalist: plain LoRA on a separate synthetic draw, merged")
-    generalist = train_generalist(gen_data, out / MODELS_DIR / "generalist", steps=s.generalist_steps,
+    _say(
+        progress,
+        f"[3/{STAGES}] a {BASE_NAME} generalist (8x8 image grid): plain LoRA on a separate synthetic draw, merged",
+    )
+    generalist = train_generalist(base_dir, gen_data, out / MODELS_DIR / "generalist", steps=s.generalist_steps,
                                   lr=s.generalist_lr, batch_size=s.batch_size, lora_rank=s.lora_rank,
                                   lora_alpha=s.lora_alpha, seed=seed, progress=progress)  # fmt: skip
 

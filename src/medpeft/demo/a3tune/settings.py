@@ -1,6 +1,6 @@
 """``A3DemoSettings``: every size, step count and learning rate of ``medpeft demo a3tune`` in one place.
 
-The model is the ``llava-tiny`` preset as it is (56 px, a 4x4 image-token grid, 2 layers x 4 heads); the
+The model is the demo preset of ``preset.py`` (llava-tiny sizes, 2 layers x 4 heads, 112 px: 8x8 tokens); the
 weak-label stage (superpixels scored per question) dominates the wall time, so ``n_task_images`` sets it.
 ``quick()`` shrinks everything for tests (its numbers are not meant to show anything).
 """
@@ -17,7 +17,7 @@ from medpeft.errors import ConfigError
 class A3DemoSettings:
     """Sizes of the synthetic sets and the optimisation settings of the three training stages."""
 
-    image_size: int = 64  # synthetic images (the smallest ``synthesize`` writes); the processor resizes to 56
+    image_size: int = 112  # synthetic images drawn at the demo preset's input size (112 px, 8x8 tokens)
     # synthetic SLAKE-layout chest X-ray VQA: images (each gives several questions)
     n_generalist_images: int = 96  # a separate synthetic draw (seed + 1) for the generalist
     n_task_images: int = 64  # the adaptation set (its train split) and the held-out test split
