@@ -124,3 +124,28 @@ def test_settings_reject_bad_values_and_cli_rejects_bad_method(capsys):
     with pytest.raises(SystemExit):
         main(["demo", "dpo", "--quick"])
     assert "invalid choice: 'dpo'" in capsys.readouterr().err
+
+
+def test_demo_tokenizer_keeps_tiny_ids_and_knows_every_demo_word():
+    from medpeft.backbones.llava import tiny_tokenizer
+    from medpeft.demo.a3tune.preset import demo_tokenizer
+
+    texts = [
+        "<image>\nIs there a pleural effusion in this image?",
+        "Yes",
+        "Where is the nodule?",
+        "both lungs",
+    ]
+    tok, size = demo_tokenizer(texts)
+    tiny = tiny_tokenizer()
+    assert tiny("Yes")["input_ids"] == [tiny.unk_token_id]  # why the preset exists
+    tiny_vocab = tiny.backend_tokenizer.get_vocab(with_added_tokens=False)
+    new = set(tok.backend_tokenizer.get_vocab(with_added_tokens=False)) - set(tiny_vocab)
+    assert new == {"Is", "Where", "Yes", "both", "effusion", "nodule", "pleural"}
+    assert size == len(tiny_vocab) + len(new)
+    assert tok("right lung")["input_ids"] == tiny("right lung")["input_ids"]
+    for text in texts:
+        ids = tok(text)["input_ids"]
+        assert tok.unk_token_id not in ids
+        assert tok.decode(ids, skip_special_tokens=True).replace(" ?", "?") == text.replace("<image>\n", "")
+    assert tok("<image>")["input_ids"] == [tiny.convert_tokens_to_ids("<image>")]

@@ -28,8 +28,10 @@ def demo_tokenizer(texts: Iterable[str]) -> tuple[object, int]:
     tiny = tiny_tokenizer()
     backend = tiny.backend_tokenizer
     vocab = dict(backend.get_vocab(with_added_tokens=False))
-    words = {w for text in texts for w, _ in backend.pre_tokenizer.pre_tokenize_str(text)}
-    for word in sorted(words - set(vocab) - {"<image>"}):
+    # "<image>" is a special token (matched before pre-tokenisation), not words
+    pieces = (backend.pre_tokenizer.pre_tokenize_str(text.replace("<image>", " ")) for text in texts)
+    words = {w for piece in pieces for w, _ in piece}
+    for word in sorted(words - set(vocab)):
         vocab[word] = len(vocab)
     tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
     tok.pre_tokenizer = backend.pre_tokenizer
