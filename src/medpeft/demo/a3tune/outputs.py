@@ -16,7 +16,7 @@ from medpeft.io import write_json, write_text
 FORMAT = "medpeft-demo-a3tune/1"
 MODEL_NAMES = ("base", "lora", "a3tune")
 MODEL_DESCRIPTIONS: dict[str, str] = {
-    "base": "the llava-tiny generalist (plain LoRA on a separate synthetic draw, merged), no adaptation",
+    "base": "the generalist (llava-tiny-demo fully fine-tuned on a separate synthetic draw), no adaptation",
     "lora": "plain LoRA (peft, q/k/v/o/gate/up/down) from the generalist, LM loss only",
     "a3tune": "A³Tune from the generalist: A³MoE on q/k, LoRA on v/o/gate/up/down, LM + alignment loss",
 }

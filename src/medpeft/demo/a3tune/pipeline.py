@@ -139,11 +139,12 @@ def run_a3tune_demo(
 
     _say(
         progress,
-        f"[3/{STAGES}] a {BASE_NAME} generalist (8x8 image grid): plain LoRA on a separate synthetic draw, merged",
+        f"[3/{STAGES}] a {BASE_NAME} generalist (8x8 image grid): full fine-tune on a separate synthetic draw",
     )
-    generalist = train_generalist(base_dir, gen_data, out / MODELS_DIR / "generalist", steps=s.generalist_steps,
-                                  lr=s.generalist_lr, batch_size=s.batch_size, lora_rank=s.lora_rank,
-                                  lora_alpha=s.lora_alpha, seed=seed, progress=progress)  # fmt: skip
+    generalist, generalist_losses = train_generalist(
+        base_dir, gen_data, out / MODELS_DIR / "generalist", steps=s.generalist_steps, lr=s.generalist_lr,
+        batch_size=s.batch_size, seed=seed, progress=progress,
+    )  # fmt: skip
 
     adapters: dict[str, Path] = {}
     train = A3TrainConfig(epochs=10_000, max_steps=s.adapt_steps, batch_size=s.batch_size, lr=s.adapt_lr,
@@ -182,7 +183,13 @@ def run_a3tune_demo(
         quick=quick,
         settings=s.to_dict(),
         results=results,
-        data={"n_train": n_train, "n_test": n_test, "n_test_with_lesion": n_test_lesion},
+        data={
+            "n_train": n_train,
+            "n_test": n_test,
+            "n_test_with_lesion": n_test_lesion,
+            "generalist_loss_first": generalist_losses[0],
+            "generalist_loss_last": generalist_losses[-1],
+        },  # fmt: skip
         weak_labels=weak,
     )
     figures = sorted(str(p.relative_to(out)) for p in (out / EVAL_DIR / OVERLAY_DIR).rglob("*.png"))

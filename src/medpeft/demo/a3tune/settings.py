@@ -21,7 +21,7 @@ class A3DemoSettings:
     # synthetic SLAKE-layout chest X-ray VQA: images (each gives several questions)
     n_generalist_images: int = 96  # a separate synthetic draw (seed + 1) for the generalist
     n_task_images: int = 64  # the adaptation set (its train split) and the held-out test split
-    # (a) the generalist: plain LoRA on llava-tiny, merged into its weights
+    # (a) the generalist: every weight of the demo preset, on a separate draw
     generalist_steps: int = 150
     generalist_lr: float = 3e-3
     # (b) plain LoRA and A³Tune from the generalist, same steps, batches and learning rate
