@@ -44,12 +44,14 @@ def test_quick_a3_demo_writes_every_result(quick_a3):
     )
     assert g["attention_ratio_a3tune_over_lora"] == pytest.approx(ratio)
     assert g["met"] is (ratio >= 2.0)
+    assert metrics["data"]["generalist_loss_last"] > 0  # the generalist's LM loss of its last step
     w = metrics["weak_labels"]
     assert (w["proposer"], w["scorer"]) == ("regions", "tiny") and w["n_with_lesion"] > 0
     assert 0.0 <= w["top1_hit_rate"] <= 1.0 and 0.0 <= w["mean_inside_fraction"] <= 1.0
     # the library's own outputs are there: adapters, the merged generalist, weak labels, eval tables
     for path in ("models/lora/final/a3tune_config.json", "models/a3tune/final/a3tune_moe.safetensors",
-                 "models/generalist/config.json", "weak-labels/masks.npz", "eval/predictions.csv"):  # fmt: skip
+                 "models/generalist/config.json",
+                 "models/llava-tiny-demo/tokenizer.json", "weak-labels/masks.npz", "eval/predictions.csv"):  # fmt: skip
         assert (quick_a3 / path).is_file(), path
 
 
