@@ -1,7 +1,8 @@
 """``run_a3tune_demo``: synthetic VQA → weak labels → generalist → plain LoRA and A³Tune → evaluation → report.
 
 Every stage is the library's own code path (``synthesize``, ``prepare``, ``generate_weak_labels``,
-``train_a3tune``, ``evaluate_generation``); only the generalist's merge is demo-specific. The output folder
+``train_a3tune``, ``evaluate_generation``); only the starting preset (``preset.py``) and the
+generalist's short full fine-tune (``generalist.py``) are demo-specific. The output folder
 is refused when it already holds something, unless ``overwrite``; then only what an earlier A³Tune demo wrote
 there is removed.
 """
