@@ -1,4 +1,4 @@
-"""`medpeft demo`: ACE-LoRA end to end on synthetic data (no downloads, no GPU, a few minutes)."""
+"""`medpeft demo [ace-lora|a3tune]`: a method end to end on synthetic data (no downloads, no GPU, minutes)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ import argparse
 from medpeft.commands import options
 
 _DESCRIPTION = """\
-Run the whole method on synthetic data, on the CPU, with nothing to download:
+Run a whole method on synthetic data, on the CPU, with nothing to download.
+
+'medpeft demo' or 'medpeft demo ace-lora' (the default, output ./medpeft-demo):
 
   1. write synthetic MIMIC-CXR, CheXpert 5x200, RSNA Pneumonia and SIIM-ACR in their real raw
      layouts ('medpeft synth') and turn them into manifests ('medpeft prepare');
@@ -24,6 +26,22 @@ Results in DIR: metrics.json (accuracy, AUROC and counts per model and dataset),
 (where each model looks, over the drawn lesions), the models and the data. All numbers are
 synthetic: they show the pipeline working, not performance on real radiographs.
 Same --seed, same metrics.json.
+
+'medpeft demo a3tune' (output ./medpeft-demo-a3tune):
+
+  1. synthetic chest X-ray VQA in the SLAKE raw layout, with each image's lesion mask, prepared into
+     conversation manifests; two draws: one for the generalist, one to adapt on and test;
+  2. weak labels for the adaptation questions: 'regions' (superpixel) proposals scored by the 'tiny'
+     CLIP ('medpeft weak-labels'; random weights, so the ranking ignores the question: the report
+     says how often the weak masks hit the true lesions);
+  3. a llava-tiny "generalist": plain LoRA on the first draw, merged into its weights;
+  4. plain LoRA and A3Tune from the generalist, on the same data and steps ('medpeft a3tune train');
+  5. all three on the held-out test questions ('medpeft a3tune eval'): closed accuracy, open recall
+     and attention_in_lesion (the selected heads' attention inside the TRUE lesion mask).
+
+Results in DIR: metrics.json (results.<base|lora|a3tune>), report.md (what this run measured, and
+whether A3Tune's attention_in_lesion reached 2x plain LoRA's), eval/overlays/<model>/*.png, the
+models, weak labels and data. Same --seed, same metrics.json.
 """
 
 _EPILOG = """\
@@ -31,22 +49,35 @@ examples:
   medpeft demo                          # writes ./medpeft-demo (about 5 minutes on 2 CPU cores)
   medpeft demo --out /tmp/demo --seed 1
   medpeft demo --quick --out /tmp/q     # a shortened run that only checks the plumbing
+  medpeft demo a3tune --out /tmp/a3     # the A3Tune demo (about 3 minutes on 2 CPU cores)
+  medpeft demo a3tune --quick --out /tmp/a3q --seed 2
 """
+
+
+METHODS = ("ace-lora", "a3tune")
+DEFAULT_OUT = {"ace-lora": "medpeft-demo", "a3tune": "medpeft-demo-a3tune"}
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "demo",
-        help="ACE-LoRA end to end on synthetic data (CPU, no downloads)",
+        help="ACE-LoRA (default) or A3Tune end to end on synthetic data (CPU, no downloads)",
         description=_DESCRIPTION,
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument(
+        "method",
+        nargs="?",
+        default="ace-lora",
+        choices=METHODS,
+        help="which method's demo (default: ace-lora)",
+    )
+    p.add_argument(
         "--out",
-        default="medpeft-demo",
+        default=None,
         metavar="DIR",
-        help="output folder, new or empty (default: medpeft-demo)",
+        help="output folder, new or empty (default: medpeft-demo for ace-lora, medpeft-demo-a3tune for a3tune)",
     )
     options.add_seed(p)
     p.add_argument(
@@ -64,12 +95,21 @@ def run(args: argparse.Namespace) -> int:
 
     if args.seed < 0:
         raise ConfigError(f"--seed must be a non-negative integer, got {args.seed}")
-    from medpeft.demo import run_demo
+    out = args.out if args.out is not None else DEFAULT_OUT[args.method]
+    if args.method == "a3tune":
+        from medpeft.demo.a3tune import run_a3tune_demo
 
-    result = run_demo(
-        args.out, seed=args.seed, quick=args.quick, overwrite=args.overwrite, progress=not args.quiet
-    )
-    print(_summary(result.metrics))
+        result = run_a3tune_demo(
+            out, seed=args.seed, quick=args.quick, overwrite=args.overwrite, progress=not args.quiet
+        )
+        print(_a3_summary(result.metrics))
+    else:
+        from medpeft.demo import run_demo
+
+        result = run_demo(
+            out, seed=args.seed, quick=args.quick, overwrite=args.overwrite, progress=not args.quiet
+        )
+        print(_summary(result.metrics))
     print(f"report: {result.out / 'report.md'}  ({result.wall_seconds:.0f} s)")
     return 0
 
@@ -82,4 +122,14 @@ def _summary(metrics: dict) -> str:
     lines = ["zero-shot AUROC".ljust(width + 2) + "".join(m.rjust(10) for m in results)]
     for d in datasets:
         lines.append(d.ljust(width + 2) + "".join(f"{results[m][d]['auroc']:10.3f}" for m in results))
+    return "\n".join(lines)
+
+
+def _a3_summary(metrics: dict) -> str:
+    """The A³Tune demo's table for the terminal."""
+    keys = ("closed_accuracy", "open_recall", "attention_in_lesion")
+    lines = ["model".ljust(8) + "".join(k.rjust(21) for k in keys)]
+    for model, r in metrics["results"].items():
+        cells = "".join("n/a".rjust(21) if r[k] is None else f"{r[k]:21.4f}" for k in keys)
+        lines.append(model.ljust(8) + cells)
     return "\n".join(lines)

@@ -1,0 +1,200 @@
+"""``run_a3tune_demo``: synthetic VQA → weak labels → generalist → plain LoRA and A³Tune → evaluation → report.
+
+Every stage is the library's own code path (``synthesize``, ``prepare``, ``generate_weak_labels``,
+``train_a3tune``, ``evaluate_generation``); only the starting preset (``preset.py``) and the
+generalist's short full fine-tune (``generalist.py``) are demo-specific. The output folder
+is refused when it already holds something, unless ``overwrite``; then only what an earlier A³Tune demo wrote
+there is removed.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from medpeft.demo.a3tune.settings import A3DemoSettings
+from medpeft.errors import OutputExistsError
+from medpeft.io import check_out_dir, write_text
+
+MARKER = "demo-a3tune.json"
+METRICS = "metrics.json"
+REPORT = "report.md"
+DATA_DIR = "data"
+MODELS_DIR = "models"
+EVAL_DIR = "eval"
+WEAK_DIR = "weak-labels"
+OUTPUTS = (MARKER, METRICS, REPORT, DATA_DIR, MODELS_DIR, EVAL_DIR, WEAK_DIR)
+STAGES = 6
+
+
+@dataclass
+class A3DemoResult:
+    """Where the results are, the metrics themselves and the wall time."""
+
+    out: Path
+    metrics: dict[str, Any]
+    wall_seconds: float
+
+
+def _check_out(out: Path, overwrite: bool) -> None:
+    """Refuse a non-empty folder; with ``overwrite`` clear a previous A³Tune demo's outputs (and nothing else)."""
+    if not check_out_dir(
+        out,
+        may_reuse=overwrite,
+        advice="pass --overwrite to replace an earlier demo there, or choose another --out",
+    ):
+        return
+    if not (out / MARKER).is_file():
+        raise OutputExistsError(
+            f"{out} is not empty and was not written by 'medpeft demo a3tune' (no {MARKER}); "
+            "refusing to delete its files even with --overwrite: choose another --out"
+        )
+    for name in OUTPUTS:
+        path = out / name
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        elif path.exists() or path.is_symlink():
+            path.unlink()
+
+
+def _say(progress: bool, text: str) -> None:
+    if progress:
+        from tqdm.auto import tqdm
+
+        tqdm.write(text)
+
+
+def adapter_configs(settings: A3DemoSettings) -> dict[str, Any]:
+    """Plain LoRA and A³Tune at the tiny model's scale, with the same heads selected for the diagnostic."""
+    from medpeft.a3tune.config import A3TuneConfig
+
+    lora = {"lora_rank": settings.lora_rank, "lora_alpha": settings.lora_alpha, "lora_dropout": 0.0,
+            "top_heads": settings.top_heads}  # fmt: skip
+    return {
+        "lora": A3TuneConfig.plain_lora(**lora),
+        "a3tune": A3TuneConfig(
+            moe_rank=settings.moe_rank,
+            moe_alpha=settings.moe_alpha,
+            moe_dropout=0.0,
+            align_weight=settings.align_weight,
+            **lora,
+        ),  # fmt: skip
+    }
+
+
+def _count(prepared: Path, split: str) -> tuple[int, int]:
+    from medpeft.data.conversations import read_conversations
+
+    samples = read_conversations(prepared / f"{split}.jsonl")
+    return len(samples), sum(1 for s in samples if s.lesion_mask)
+
+
+def run_a3tune_demo(
+    out: str | Path = "medpeft-demo-a3tune",
+    *,
+    seed: int = 0,
+    quick: bool = False,
+    overwrite: bool = False,
+    settings: A3DemoSettings | None = None,
+    progress: bool = True,
+) -> A3DemoResult:
+    """Run the whole A³Tune demo into ``out`` and return its metrics (``report.md`` there tells the story).
+
+    ``quick`` uses ``A3DemoSettings.quick()`` (for tests); ``settings`` overrides both.
+    """
+    from medpeft.demo.a3tune.data import make_vqa
+    from medpeft.demo.a3tune.generalist import train_generalist
+    from medpeft.demo.a3tune.outputs import build_metrics, model_result, write_outputs
+    from medpeft.demo.a3tune.preset import NAME as BASE_NAME
+    from medpeft.demo.a3tune.preset import manifest_texts, write_demo_base
+    from medpeft.demo.a3tune.weak import PROPOSER, SCORER, hit_rate, make_weak_labels
+    from medpeft.evaluation.generation import GenerationSettings
+    from medpeft.evaluation.generation_eval import OVERLAY_DIR, evaluate_generation
+    from medpeft.training.a3tune_config import A3TrainConfig
+    from medpeft.training.a3tune_loop import train_a3tune
+
+    start = time.perf_counter()
+    out = Path(out)
+    s = settings or (A3DemoSettings.quick() if quick else A3DemoSettings())
+    _check_out(out, overwrite)
+    out.mkdir(parents=True, exist_ok=True)
+    marker = {"format": "medpeft-demo-a3tune/1", "seed": seed, "quick": quick, "settings": s.to_dict()}
+    write_text(out / MARKER, json.dumps(marker, indent=2) + "\n")
+
+    _say(
+        progress, f"[1/{STAGES}] synthetic chest X-ray VQA with lesion masks (medpeft synth + prepare slake)"
+    )
+    gen_data = make_vqa(out / DATA_DIR, "generalist", s.n_generalist_images, s.image_size, seed + 1, progress)
+    task = make_vqa(out / DATA_DIR, "task", s.n_task_images, s.image_size, seed, progress)
+    base_dir = write_demo_base(out / MODELS_DIR / BASE_NAME, manifest_texts([gen_data, task]), seed)
+
+    _say(
+        progress,
+        f"[2/{STAGES}] weak labels: {PROPOSER} proposals scored by the {SCORER} CLIP (medpeft weak-labels)",
+    )
+    make_weak_labels(task, out / WEAK_DIR, s.weak_top_k, seed, progress)
+
+    _say(
+        progress,
+        f"[3/{STAGES}] a {BASE_NAME} generalist (8x8 image grid): full fine-tune on a separate synthetic draw",
+    )
+    generalist, generalist_losses = train_generalist(
+        base_dir, gen_data, out / MODELS_DIR / "generalist", steps=s.generalist_steps, lr=s.generalist_lr,
+        batch_size=s.batch_size, seed=seed, progress=progress,
+    )  # fmt: skip
+
+    adapters: dict[str, Path] = {}
+    train = A3TrainConfig(epochs=10_000, max_steps=s.adapt_steps, batch_size=s.batch_size, lr=s.adapt_lr,
+                          seed=seed, warmup_ratio=0.05, log_every=10, progress=progress)  # fmt: skip
+    for i, (name, config) in enumerate(adapter_configs(s).items()):
+        _say(
+            progress,
+            f"[{4 + i}/{STAGES}] {name} from the generalist, {s.adapt_steps} steps (medpeft a3tune train)",
+        )
+        adapters[name] = train_a3tune(str(generalist), task, out / MODELS_DIR / name, config, train,
+                                      weak_labels=out / WEAK_DIR)  # fmt: skip
+
+    _say(
+        progress, f"[{STAGES}/{STAGES}] held-out questions: answers, attention in the true lesions, overlays"
+    )
+    evaluation = evaluate_generation(
+        str(generalist),
+        ["none", str(adapters["lora"]), str(adapters["a3tune"])],
+        task,
+        out / EVAL_DIR,
+        split="test",
+        batch_size=s.eval_batch_size,
+        settings=GenerationSettings(max_new_tokens=s.max_new_tokens),
+        device="cpu",
+        overlays=s.n_overlays,
+        n_boot=s.n_bootstrap,
+        seed=seed,
+        progress=progress,
+    )
+    results = {name: model_result(summary) for name, summary in evaluation["adapters"].items()}
+    n_train, _ = _count(task, "train")
+    n_test, n_test_lesion = _count(task, "test")
+    weak = {"proposer": PROPOSER, "scorer": SCORER, **hit_rate(task, out / WEAK_DIR)}
+    metrics = build_metrics(
+        seed=seed,
+        quick=quick,
+        settings=s.to_dict(),
+        results=results,
+        data={
+            "n_train": n_train,
+            "n_test": n_test,
+            "n_test_with_lesion": n_test_lesion,
+            "generalist_loss_first": generalist_losses[0],
+            "generalist_loss_last": generalist_losses[-1],
+        },  # fmt: skip
+        weak_labels=weak,
+    )
+    figures = sorted(str(p.relative_to(out)) for p in (out / EVAL_DIR / OVERLAY_DIR).rglob("*.png"))
+    wall = time.perf_counter() - start
+    write_outputs(metrics, out, wall_seconds=wall, figures=figures, metrics_name=METRICS, report_name=REPORT)
+    _say(progress, f"done in {wall:.0f} s: {out / REPORT}")
+    return A3DemoResult(out=out, metrics=metrics, wall_seconds=wall)
