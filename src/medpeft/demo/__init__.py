@@ -8,7 +8,8 @@ ROC curves and heat maps (``outputs.py``, ``figures.py``). Sizes and schedules l
 
 from __future__ import annotations
 
-from medpeft.demo.pipeline import DemoResult, run_demo
+from medpeft.demo.folder import DemoResult
+from medpeft.demo.pipeline import run_demo
 from medpeft.demo.settings import DemoSettings
 
 __all__ = ["run_demo", "DemoResult", "DemoSettings"]

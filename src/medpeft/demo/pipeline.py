@@ -9,16 +9,13 @@ only what an earlier demo wrote there is removed.
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from medpeft.demo.folder import DemoResult, claim_demo_folder
 from medpeft.demo.settings import EVAL_DATASETS, TRAIN_DATASET, DemoSettings
-from medpeft.errors import OutputExistsError
-from medpeft.io import check_out_dir
 
 MARKER = "demo.json"
 METRICS = "metrics.json"
@@ -31,36 +28,6 @@ GENERALIST = "generalist"
 OUTPUTS = (MARKER, METRICS, REPORT, DATA_DIR, MODELS_DIR, EVAL_DIR, "heatmaps")
 MODEL_NAMES = ("base", "lora", "ace-lora")
 STAGES = 6
-
-
-@dataclass
-class DemoResult:
-    """Where the results are, the metrics themselves and the wall time."""
-
-    out: Path
-    metrics: dict[str, Any]
-    wall_seconds: float
-
-
-def _check_out(out: Path, overwrite: bool) -> None:
-    """Refuse a non-empty folder; with ``overwrite`` clear a previous demo's outputs (and nothing else)."""
-    if not check_out_dir(
-        out,
-        may_reuse=overwrite,
-        advice="pass --overwrite to replace an earlier demo there, or choose another --out",
-    ):
-        return
-    if not (out / MARKER).is_file():
-        raise OutputExistsError(
-            f"{out} is not empty and was not written by 'medpeft demo' (no {MARKER}); "
-            "refusing to delete its files even with --overwrite: choose another --out"
-        )
-    for name in OUTPUTS:
-        path = out / name
-        if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path)
-        elif path.exists() or path.is_symlink():
-            path.unlink()
 
 
 def adapter_configs(settings: DemoSettings) -> dict[str, Any]:
@@ -148,7 +115,7 @@ def run_demo(
     start = time.perf_counter()
     out = Path(out)
     settings = settings or (DemoSettings.quick() if quick else DemoSettings())
-    _check_out(out, overwrite)
+    claim_demo_folder(out, overwrite, marker=MARKER, outputs=OUTPUTS, command="medpeft demo")
     out.mkdir(parents=True, exist_ok=True)
     (out / MARKER).write_text(
         json.dumps(

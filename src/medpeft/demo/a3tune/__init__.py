@@ -9,7 +9,8 @@ A³Tune from it on the same steps, all three evaluated by ``evaluate_generation`
 
 from __future__ import annotations
 
-from medpeft.demo.a3tune.pipeline import A3DemoResult, run_a3tune_demo
+from medpeft.demo.a3tune.pipeline import run_a3tune_demo
 from medpeft.demo.a3tune.settings import A3DemoSettings
+from medpeft.demo.folder import DemoResult as A3DemoResult
 
 __all__ = ["run_a3tune_demo", "A3DemoResult", "A3DemoSettings"]

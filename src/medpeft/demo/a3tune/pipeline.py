@@ -10,15 +10,13 @@ there is removed.
 from __future__ import annotations
 
 import json
-import shutil
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from medpeft.demo.a3tune.settings import A3DemoSettings
-from medpeft.errors import OutputExistsError
-from medpeft.io import check_out_dir, write_text
+from medpeft.demo.folder import DemoResult, claim_demo_folder
+from medpeft.io import write_text
 
 MARKER = "demo-a3tune.json"
 METRICS = "metrics.json"
@@ -29,36 +27,6 @@ EVAL_DIR = "eval"
 WEAK_DIR = "weak-labels"
 OUTPUTS = (MARKER, METRICS, REPORT, DATA_DIR, MODELS_DIR, EVAL_DIR, WEAK_DIR)
 STAGES = 6
-
-
-@dataclass
-class A3DemoResult:
-    """Where the results are, the metrics themselves and the wall time."""
-
-    out: Path
-    metrics: dict[str, Any]
-    wall_seconds: float
-
-
-def _check_out(out: Path, overwrite: bool) -> None:
-    """Refuse a non-empty folder; with ``overwrite`` clear a previous A³Tune demo's outputs (and nothing else)."""
-    if not check_out_dir(
-        out,
-        may_reuse=overwrite,
-        advice="pass --overwrite to replace an earlier demo there, or choose another --out",
-    ):
-        return
-    if not (out / MARKER).is_file():
-        raise OutputExistsError(
-            f"{out} is not empty and was not written by 'medpeft demo a3tune' (no {MARKER}); "
-            "refusing to delete its files even with --overwrite: choose another --out"
-        )
-    for name in OUTPUTS:
-        path = out / name
-        if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path)
-        elif path.exists() or path.is_symlink():
-            path.unlink()
 
 
 def _say(progress: bool, text: str) -> None:
@@ -101,7 +69,7 @@ def run_a3tune_demo(
     overwrite: bool = False,
     settings: A3DemoSettings | None = None,
     progress: bool = True,
-) -> A3DemoResult:
+) -> DemoResult:
     """Run the whole A³Tune demo into ``out`` and return its metrics (``report.md`` there tells the story).
 
     ``quick`` uses ``A3DemoSettings.quick()`` (for tests); ``settings`` overrides both.
@@ -120,7 +88,7 @@ def run_a3tune_demo(
     start = time.perf_counter()
     out = Path(out)
     s = settings or (A3DemoSettings.quick() if quick else A3DemoSettings())
-    _check_out(out, overwrite)
+    claim_demo_folder(out, overwrite, marker=MARKER, outputs=OUTPUTS, command="medpeft demo a3tune")
     out.mkdir(parents=True, exist_ok=True)
     marker = {"format": "medpeft-demo-a3tune/1", "seed": seed, "quick": quick, "settings": s.to_dict()}
     write_text(out / MARKER, json.dumps(marker, indent=2) + "\n")
@@ -197,4 +165,4 @@ def run_a3tune_demo(
     wall = time.perf_counter() - start
     write_outputs(metrics, out, wall_seconds=wall, figures=figures, metrics_name=METRICS, report_name=REPORT)
     _say(progress, f"done in {wall:.0f} s: {out / REPORT}")
-    return A3DemoResult(out=out, metrics=metrics, wall_seconds=wall)
+    return DemoResult(out=out, metrics=metrics, wall_seconds=wall)
