@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -272,6 +272,16 @@ def publish(
     )
 
 
+def publish_saved(save: Callable[[str], Any], repo_id: str, **options: Any) -> Any:
+    """What a model's ``push_to_hub`` does: ``save(folder)`` writes the adapter into a temporary folder, which
+    :func:`publish` (``options``: its keywords) carries to the Hub; nothing is written in the user's folders."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="medpeft-push-") as tmp:
+        save(tmp)
+        return publish(tmp, repo_id, **options)
+
+
 __all__ = [
     "CARD_FILE",
     "MARKER",
@@ -280,6 +290,7 @@ __all__ = [
     "folder_card",
     "is_generated",
     "publish",
+    "publish_saved",
     "read_adapter_info",
     "render_card",
     "write_card",

@@ -31,7 +31,7 @@ from medpeft.a3tune.heads import select_heads
 from medpeft.a3tune.moe import KMoELinear, QMoELinear, balance_loss
 from medpeft.errors import CheckpointError, ConfigError, MedpeftError
 from medpeft.hub import resolve_adapter
-from medpeft.model_card import publish, write_card
+from medpeft.model_card import publish_saved, write_card
 
 CONFIG_FILE = "a3tune_config.json"
 MOE_FILE = "a3tune_moe.safetensors"
@@ -369,21 +369,17 @@ class A3TuneModel(nn.Module):
     ) -> Any:
         """Upload this adapter (``save_pretrained``'s files + a model card for ``repo_id``) to the Hugging Face
         Hub in one commit, creating the repo if needed. Returns huggingface_hub's ``CommitInfo``."""
-        import tempfile
-
-        with tempfile.TemporaryDirectory(prefix="medpeft-push-") as tmp:
-            self.save_pretrained(tmp, overwrite=True)
-            return publish(
-                tmp,
-                repo_id,
-                private=private,
-                commit_message=commit_message,
-                revision=revision,
-                token=token,
-                license=license,
-                datasets=datasets,
-                tags=tags,
-            )
+        return publish_saved(
+            lambda folder: self.save_pretrained(folder, overwrite=True),
+            repo_id,
+            private=private,
+            commit_message=commit_message,
+            revision=revision,
+            token=token,
+            license=license,
+            datasets=datasets,
+            tags=tags,
+        )
 
     @classmethod
     def from_pretrained(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -30,7 +29,7 @@ from medpeft.backbones.towers import TowerOutput, image_tower, text_tower
 from medpeft.errors import CheckpointError
 from medpeft.hub import resolve_adapter
 from medpeft.io import safetensors_save, write_text
-from medpeft.model_card import publish, write_card
+from medpeft.model_card import publish_saved, write_card
 from medpeft.runtime import medpeft_version
 
 ADAPTER_CONFIG = "adapter_config.json"
@@ -276,19 +275,17 @@ class AceLoraModel(nn.Module):
     ) -> Any:
         """Upload this adapter (``save_pretrained``'s files + a model card for ``repo_id``) to the Hugging Face
         Hub in one commit, creating the repo if needed. Returns huggingface_hub's ``CommitInfo``."""
-        with tempfile.TemporaryDirectory(prefix="medpeft-push-") as tmp:
-            self.save_pretrained(tmp, backbone_name=backbone_name)
-            return publish(
-                tmp,
-                repo_id,
-                private=private,
-                commit_message=commit_message,
-                revision=revision,
-                token=token,
-                license=license,
-                datasets=datasets,
-                tags=tags,
-            )
+        return publish_saved(
+            lambda folder: self.save_pretrained(folder, backbone_name=backbone_name),
+            repo_id,
+            private=private,
+            commit_message=commit_message,
+            revision=revision,
+            token=token,
+            license=license,
+            datasets=datasets,
+            tags=tags,
+        )
 
     def save_official(self, path: str | Path) -> Path:
         """Write the released ``{"weights", "metadata"}`` format, runnable in the authors' scripts."""
