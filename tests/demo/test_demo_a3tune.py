@@ -9,7 +9,7 @@ import pytest
 
 from medpeft.cli import main
 from medpeft.demo.a3tune import A3DemoSettings, run_a3tune_demo
-from medpeft.demo.a3tune.outputs import MODEL_NAMES, goal, report_text
+from medpeft.demo.a3tune.outputs import MODEL_NAMES, REFERENCE, REPORTED, goal, report_text
 from medpeft.errors import ConfigError, OutputExistsError
 
 KEYS = ("closed_accuracy", "open_recall", "attention_in_lesion")
@@ -26,10 +26,11 @@ def quick_a3(tmp_path_factory):
 def test_quick_a3_demo_writes_every_result(quick_a3):
     metrics = json.loads((quick_a3 / "metrics.json").read_text())
     assert metrics["seed"] == 1 and metrics["quick"] is True
-    assert sorted(metrics["results"]) == sorted(MODEL_NAMES) == ["a3tune", "base", "lora"]
+    assert sorted(metrics["results"]) == sorted(REPORTED) == ["a3tune", "a3tune-true-masks", "base", "lora"]
+    assert MODEL_NAMES == ("base", "lora", "a3tune")  # the three models the goal is about
     n_lesion = metrics["data"]["n_test_with_lesion"]
     assert 0 < n_lesion <= metrics["data"]["n_test"]
-    for model in MODEL_NAMES:
+    for model in REPORTED:
         r = metrics["results"][model]
         assert set(KEYS) <= set(r)
         assert 0.0 <= r["closed_accuracy"] <= 100.0 and 0.0 <= r["open_recall"] <= 100.0
@@ -44,28 +45,36 @@ def test_quick_a3_demo_writes_every_result(quick_a3):
     )
     assert g["attention_ratio_a3tune_over_lora"] == pytest.approx(ratio)
     assert g["met"] is (ratio >= 2.0)
+    reference = (
+        metrics["results"][REFERENCE]["attention_in_lesion"]
+        / metrics["results"]["lora"]["attention_in_lesion"]
+    )
+    assert g["attention_ratio_true_masks_over_lora"] == pytest.approx(reference)
     assert metrics["data"]["generalist_loss_last"] > 0  # the generalist's LM loss of its last step
     w = metrics["weak_labels"]
-    assert (w["proposer"], w["scorer"]) == ("regions", "tiny") and w["n_with_lesion"] > 0
+    assert (w["proposer"], w["scorer"]) == ("regions", "medpeft-demo-generalist") and w["n_with_lesion"] > 0
     assert 0.0 <= w["top1_hit_rate"] <= 1.0 and 0.0 <= w["mean_inside_fraction"] <= 1.0
     # the library's own outputs are there: adapters, the merged generalist, weak labels, eval tables
     for path in ("models/lora/final/a3tune_config.json", "models/a3tune/final/a3tune_moe.safetensors",
-                 "models/generalist/config.json",
-                 "models/llava-tiny-demo/tokenizer.json", "weak-labels/masks.npz", "eval/predictions.csv"):  # fmt: skip
+                 "models/generalist/config.json", "models/a3tune-true-masks/final/a3tune_moe.safetensors",
+                 "models/medpeft-demo-generalist/open_clip_config.json",
+                 "models/llava-tiny-demo/tokenizer.json", "weak-labels/masks.npz", "true-masks/masks.npz",
+                 "eval/predictions.csv"):  # fmt: skip
         assert (quick_a3 / path).is_file(), path
 
 
 def test_quick_a3_report_states_the_measured_numbers(quick_a3):
     metrics = json.loads((quick_a3 / "metrics.json").read_text())
     report = (quick_a3 / "report.md").read_text()
-    for model in MODEL_NAMES:
+    for model in REPORTED:
         r = metrics["results"][model]
         row = (f"| {model} | {r['closed_accuracy']:.1f} | {r['open_recall']:.1f} | "
-               f"{r['attention_in_lesion']:.3f} | {r['attention_in_lesion_n']} |")  # fmt: skip
+               f"{r['attention_in_lesion']:.4f} | {r['attention_in_lesion_n']} |")  # fmt: skip
         assert row in report
     verdict = "met" if metrics["goal"]["met"] else "not met"
     assert f"at least 2x plain LoRA's): {verdict} in this run" in report
     assert f"(ratio {metrics['goal']['attention_ratio_a3tune_over_lora']:.3f})" in report
+    assert f"is {metrics['goal']['attention_ratio_true_masks_over_lora']:.3f}x plain LoRA's" in report
     assert "quick run" in report
     for png in (quick_a3 / "eval" / "overlays").rglob("*.png"):
         assert f"]({png.relative_to(quick_a3)})" in report
@@ -87,6 +96,32 @@ def test_quick_a3_demo_is_reproducible_and_refuses_to_overwrite(quick_a3, tmp_pa
     assert (foreign / "mine.txt").read_text() == "keep"
 
 
+def test_true_mask_store_holds_each_lesion_and_nothing_else(quick_a3):
+    import numpy as np
+
+    from medpeft.a3tune.examples import ConversationExamples
+    from medpeft.a3tune.weak_labels.store import load_weak_labels
+    from medpeft.data.conversations import read_conversations
+    from medpeft.demo.a3tune.true_masks import lesion_frame
+
+    task = quick_a3 / "data" / "prepared" / "task"
+    samples = read_conversations(task / "train.jsonl")
+    with_lesion = [s for s in samples if s.lesion_mask]
+    assert 0 < len(with_lesion) < len(samples)  # normal images' questions get no mask
+    store = load_weak_labels(quick_a3 / "true-masks")
+    assert store.ids == [s.id for s in with_lesion]
+    for s in with_lesion:
+        masks = store.masks(s.id)
+        assert masks.shape == (1, 256, 256) and masks.dtype == np.uint8
+        assert np.array_equal(masks[0].astype(bool), lesion_frame(task / s.lesion_mask))
+        assert masks.any()
+    store.close()
+    # A³Tune's data reads it like any weak-label folder: the normal images' questions are counted, not lost
+    examples = ConversationExamples(task, "train", grid=8, weak_labels=quick_a3 / "true-masks")
+    assert examples.match.with_masks == len(with_lesion)
+    assert len(examples.match.without_masks) == len(samples) - len(with_lesion)
+
+
 def test_goal_is_the_ratio_of_attention_in_lesion():
     results = {"lora": {"attention_in_lesion": 0.1}, "a3tune": {"attention_in_lesion": 0.25}, "base": {}}
     assert goal(results) == {
@@ -96,8 +131,11 @@ def test_goal_is_the_ratio_of_attention_in_lesion():
     }
     results["a3tune"]["attention_in_lesion"] = 0.19
     assert goal(results)["met"] is False
+    results[REFERENCE] = {"attention_in_lesion": 0.5}
+    assert goal(results)["attention_ratio_true_masks_over_lora"] == pytest.approx(5.0)
     results["lora"]["attention_in_lesion"] = None
-    assert goal(results) == {"attention_ratio_a3tune_over_lora": None, "target": 2.0, "met": False}
+    assert goal(results) == {"attention_ratio_a3tune_over_lora": None, "target": 2.0, "met": False,
+                             "attention_ratio_true_masks_over_lora": None}  # fmt: skip
 
 
 def test_report_marks_missing_numbers():

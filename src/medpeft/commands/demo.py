@@ -31,17 +31,19 @@ Same --seed, same metrics.json.
 
   1. synthetic chest X-ray VQA in the SLAKE raw layout, with each image's lesion mask, prepared into
      conversation manifests; two draws: one for the generalist, one to adapt on and test;
-  2. weak labels for the adaptation questions: 'regions' (superpixel) proposals scored by the 'tiny'
-     CLIP ('medpeft weak-labels'; random weights, so the ranking ignores the question: the report
-     says how often the weak masks hit the true lesions);
-  3. a llava-tiny "generalist": plain LoRA on the first draw, merged into its weights;
-  4. plain LoRA and A3Tune from the generalist, on the same data and steps ('medpeft a3tune train');
-  5. all three on the held-out test questions ('medpeft a3tune eval'): closed accuracy, open recall
-     and attention_in_lesion (the selected heads' attention inside the TRUE lesion mask).
+  2. the weak-label scorer: the tiny CLIP of 'medpeft demo', pre-trained with that demo's recipe;
+  3. weak labels for the adaptation questions: 'regions' (superpixel) proposals scored by it
+     ('medpeft weak-labels'; the report says how often the weak masks hit the true lesions), and,
+     beside them, the true lesion masks in the same format;
+  4. a llava-tiny "generalist": every weight fine-tuned briefly on the first draw;
+  5. from the generalist, on the same data and steps ('medpeft a3tune train'): plain LoRA, A3Tune
+     on the weak labels, and A3Tune on the true masks (a reference: what perfect labels give);
+  6. all of them on the held-out test questions ('medpeft a3tune eval'): closed accuracy, open
+     recall and attention_in_lesion (the selected heads' attention inside the TRUE lesion mask).
 
-Results in DIR: metrics.json (results.<base|lora|a3tune>), report.md (what this run measured, and
-whether A3Tune's attention_in_lesion reached 2x plain LoRA's), eval/overlays/<model>/*.png, the
-models, weak labels and data. Same --seed, same metrics.json.
+Results in DIR: metrics.json (results.<base|lora|a3tune|a3tune-true-masks>), report.md (what this
+run measured, and whether A3Tune's attention_in_lesion reached 2x plain LoRA's), eval/overlays/
+<model>/*.png, the models, weak labels and data. Same --seed, same metrics.json.
 """
 
 _EPILOG = """\
@@ -49,7 +51,7 @@ examples:
   medpeft demo                          # writes ./medpeft-demo (about 5 minutes on 2 CPU cores)
   medpeft demo --out /tmp/demo --seed 1
   medpeft demo --quick --out /tmp/q     # a shortened run that only checks the plumbing
-  medpeft demo a3tune --out /tmp/a3     # the A3Tune demo (about 3 minutes on 2 CPU cores)
+  medpeft demo a3tune --out /tmp/a3     # the A3Tune demo (about 4 minutes on 2 CPU cores)
   medpeft demo a3tune --quick --out /tmp/a3q --seed 2
 """
 

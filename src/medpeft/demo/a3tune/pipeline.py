@@ -1,8 +1,10 @@
-"""``run_a3tune_demo``: synthetic VQA → weak labels → generalist → plain LoRA and A³Tune → evaluation → report.
+"""``run_a3tune_demo``: synthetic VQA → scorer CLIP → weak labels → generalist → plain LoRA, A³Tune and A³Tune on
+the true masks → evaluation → report.
 
-Every stage is the library's own code path (``synthesize``, ``prepare``, ``generate_weak_labels``,
-``train_a3tune``, ``evaluate_generation``); only the starting preset (``preset.py``) and the
-generalist's short full fine-tune (``generalist.py``) are demo-specific. The output folder
+Every stage is the library's own code path (``synthesize``, ``prepare``, ``pretrain_generalist`` of ``medpeft
+demo``, ``generate_weak_labels``, ``train_a3tune``, ``evaluate_generation``); only the starting preset
+(``preset.py``), the generalist's short full fine-tune (``generalist.py``) and the true-mask store
+(``true_masks.py``) are demo-specific. The output folder
 is refused when it already holds something, unless ``overwrite``; then only what an earlier A³Tune demo wrote
 there is removed.
 """
@@ -25,8 +27,9 @@ DATA_DIR = "data"
 MODELS_DIR = "models"
 EVAL_DIR = "eval"
 WEAK_DIR = "weak-labels"
-OUTPUTS = (MARKER, METRICS, REPORT, DATA_DIR, MODELS_DIR, EVAL_DIR, WEAK_DIR)
-STAGES = 6
+TRUE_DIR = "true-masks"
+OUTPUTS = (MARKER, METRICS, REPORT, DATA_DIR, MODELS_DIR, EVAL_DIR, WEAK_DIR, TRUE_DIR)
+STAGES = 8
 
 
 def _say(progress: bool, text: str) -> None:
@@ -76,10 +79,13 @@ def run_a3tune_demo(
     """
     from medpeft.demo.a3tune.data import make_vqa
     from medpeft.demo.a3tune.generalist import train_generalist
-    from medpeft.demo.a3tune.outputs import build_metrics, model_result, write_outputs
+    from medpeft.demo.a3tune.outputs import REFERENCE, build_metrics, model_result, write_outputs
     from medpeft.demo.a3tune.preset import NAME as BASE_NAME
     from medpeft.demo.a3tune.preset import manifest_texts, write_demo_base
-    from medpeft.demo.a3tune.weak import PROPOSER, SCORER, hit_rate, make_weak_labels
+    from medpeft.demo.a3tune.scorer import train_scorer
+    from medpeft.demo.a3tune.true_masks import write_true_mask_labels
+    from medpeft.demo.a3tune.weak import PROPOSER, hit_rate, make_weak_labels
+    from medpeft.demo.generalist import NAME as SCORER
     from medpeft.evaluation.generation import GenerationSettings
     from medpeft.evaluation.generation_eval import OVERLAY_DIR, evaluate_generation
     from medpeft.training.a3tune_config import A3TrainConfig
@@ -102,13 +108,20 @@ def run_a3tune_demo(
 
     _say(
         progress,
-        f"[2/{STAGES}] weak labels: {PROPOSER} proposals scored by the {SCORER} CLIP (medpeft weak-labels)",
+        f"[2/{STAGES}] the weak-label scorer: medpeft demo's tiny CLIP ({s.clip_images} captioned images)",
     )
-    make_weak_labels(task, out / WEAK_DIR, s.weak_top_k, seed, progress)
+    scorer = train_scorer(out / MODELS_DIR / SCORER, n_images=s.clip_images, epochs=s.clip_epochs, seed=seed,
+                          progress=progress)  # fmt: skip
+
+    _say(
+        progress, f"[3/{STAGES}] weak labels: {PROPOSER} proposals scored by that CLIP (medpeft weak-labels)"
+    )
+    make_weak_labels(task, out / WEAK_DIR, scorer, s.weak_top_k, seed, progress)
+    write_true_mask_labels(task, out / TRUE_DIR)
 
     _say(
         progress,
-        f"[3/{STAGES}] a {BASE_NAME} generalist (8x8 image grid): full fine-tune on a separate synthetic draw",
+        f"[4/{STAGES}] a {BASE_NAME} generalist (8x8 image grid): full fine-tune on a separate synthetic draw",
     )
     generalist, generalist_losses = train_generalist(
         base_dir, gen_data, out / MODELS_DIR / "generalist", steps=s.generalist_steps, lr=s.generalist_lr,
@@ -118,20 +131,21 @@ def run_a3tune_demo(
     adapters: dict[str, Path] = {}
     train = A3TrainConfig(epochs=10_000, max_steps=s.adapt_steps, batch_size=s.batch_size, lr=s.adapt_lr,
                           seed=seed, warmup_ratio=0.05, log_every=10, progress=progress)  # fmt: skip
-    for i, (name, config) in enumerate(adapter_configs(s).items()):
-        _say(
-            progress,
-            f"[{4 + i}/{STAGES}] {name} from the generalist, {s.adapt_steps} steps (medpeft a3tune train)",
-        )
+    configs = adapter_configs(s)
+    runs = [("lora", configs["lora"], WEAK_DIR), ("a3tune", configs["a3tune"], WEAK_DIR),
+            (REFERENCE, configs["a3tune"], TRUE_DIR)]  # fmt: skip
+    for i, (name, config, labels) in enumerate(runs):
+        what = "the true lesion masks" if labels == TRUE_DIR else "the weak labels"
+        _say(progress, f"[{5 + i}/{STAGES}] {name} from the generalist, {s.adapt_steps} steps on {what}")
         adapters[name] = train_a3tune(str(generalist), task, out / MODELS_DIR / name, config, train,
-                                      weak_labels=out / WEAK_DIR)  # fmt: skip
+                                      weak_labels=out / labels)  # fmt: skip
 
     _say(
         progress, f"[{STAGES}/{STAGES}] held-out questions: answers, attention in the true lesions, overlays"
     )
     evaluation = evaluate_generation(
         str(generalist),
-        ["none", str(adapters["lora"]), str(adapters["a3tune"])],
+        ["none", *(str(adapters[name]) for name, _, _ in runs)],
         task,
         out / EVAL_DIR,
         split="test",

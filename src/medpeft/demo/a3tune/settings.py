@@ -1,7 +1,7 @@
 """``A3DemoSettings``: every size, step count and learning rate of ``medpeft demo a3tune`` in one place.
 
-The model is the demo preset of ``preset.py`` (llava-tiny sizes, 2 layers x 4 heads, 112 px: 8x8 tokens); the
-weak-label stage (superpixels scored per question) dominates the wall time, so ``n_task_images`` sets it.
+The model is the demo preset of ``preset.py`` (llava-tiny sizes, 2 layers x 4 heads, 112 px: 8x8 tokens). The
+weak-label scorer is ``medpeft demo``'s tiny CLIP at that demo's own size (``clip_images``, ``clip_epochs``).
 ``quick()`` shrinks everything for tests (its numbers are not meant to show anything).
 """
 
@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+from medpeft.demo.settings import DemoSettings
 from medpeft.errors import ConfigError
 
 
@@ -21,11 +22,14 @@ class A3DemoSettings:
     # synthetic SLAKE-layout chest X-ray VQA: images (each gives several questions)
     n_generalist_images: int = 96  # a separate synthetic draw (seed + 1) for the generalist
     n_task_images: int = 64  # the adaptation set (its train split) and the held-out test split
+    # the weak-label scorer: medpeft demo's tiny CLIP, at DemoSettings' n_generalist / generalist_epochs
+    clip_images: int = DemoSettings.n_generalist
+    clip_epochs: int = DemoSettings.generalist_epochs
     # (a) the generalist: every weight of the demo preset, on a separate draw
     generalist_steps: int = 150
     generalist_lr: float = 3e-3
-    # (b) plain LoRA and A³Tune from the generalist, same steps, batches and learning rate
-    adapt_steps: int = 60
+    # (b) plain LoRA and A³Tune (weak labels; true masks) from the generalist, same steps, batches, rate
+    adapt_steps: int = 300
     adapt_lr: float = 2e-3
     batch_size: int = 16
     lora_rank: int = 8
@@ -56,6 +60,8 @@ class A3DemoSettings:
         return cls(
             n_generalist_images=8,
             n_task_images=8,
+            clip_images=64,
+            clip_epochs=1,
             generalist_steps=3,
             adapt_steps=3,
             batch_size=8,

@@ -1,8 +1,9 @@
 """Weak labels for the adaptation split: ``regions`` (superpixel) proposals scored against each question.
 
-The scorer is the ``tiny`` CLIP preset with random weights, so the ranking of the regions carries no
-information about the question (measured: the top region rarely hits the lesion); the demo reports how
-much of the weak masks overlaps the true lesions (``weak_label_hit_rate``) so this is visible, not hidden.
+The scorer is ``medpeft demo``'s tiny CLIP (``scorer.py``), trained on whole captioned radiographs: like the
+authors' BiomedCLIP it never saw these images, but unlike BiomedCLIP it never saw crops or question-style
+text either, so its ranking of the regions is weak. The demo reports how much of the weak masks overlaps the
+true lesions (``hit_rate``) so this is visible, not hidden.
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ from typing import Any
 
 import numpy as np
 
+from medpeft.demo.a3tune.true_masks import lesion_frame
+
 PROPOSER = "regions"
-SCORER = "tiny"
 
 
 def weak_label_samples(prepared: Path, split: str) -> list[Any]:
@@ -37,15 +39,16 @@ def weak_label_samples(prepared: Path, split: str) -> list[Any]:
     ]
 
 
-def make_weak_labels(prepared: Path, out: Path, top_k: int, seed: int, progress: bool) -> dict[str, Any]:
-    """``medpeft weak-labels --proposer regions --scorer tiny`` on the train split; returns its summary."""
+def make_weak_labels(prepared: Path, out: Path, scorer: Path, top_k: int, seed: int,
+                     progress: bool) -> dict[str, Any]:  # fmt: skip
+    """``medpeft weak-labels --proposer regions --scorer FOLDER`` on the train split; returns its summary."""
     from medpeft.a3tune.weak_labels.pipeline import generate_weak_labels
 
     return generate_weak_labels(
         weak_label_samples(prepared, "train"),
         out,
         proposer=PROPOSER,
-        scorer=SCORER,
+        scorer=str(scorer),
         top_k=top_k,
         seed=seed,
         progress=progress,
@@ -55,8 +58,6 @@ def make_weak_labels(prepared: Path, out: Path, top_k: int, seed: int, progress:
 def hit_rate(prepared: Path, weak: Path) -> dict[str, float | int]:
     """Share of the train samples with a true lesion whose first (best-scored) weak mask overlaps it, and the
     mean fraction of the union of weak masks that lies inside the lesion (both on the 256x256 frame)."""
-    from PIL import Image
-
     from medpeft.data.conversations import read_conversations
 
     with np.load(weak / "masks.npz", allow_pickle=False) as store:
@@ -65,8 +66,7 @@ def hit_rate(prepared: Path, weak: Path) -> dict[str, float | int]:
     for s in read_conversations(prepared / "train.jsonl"):
         if not s.lesion_mask or s.id not in masks or masks[s.id].shape[0] == 0:
             continue
-        lesion = Image.open(prepared / s.lesion_mask).convert("L").resize((256, 256), Image.NEAREST)
-        truth = np.asarray(lesion) > 127
+        truth = lesion_frame(prepared / s.lesion_mask)
         weak_masks = masks[s.id].astype(bool)
         n += 1
         hits += int((weak_masks[0] & truth).any())
