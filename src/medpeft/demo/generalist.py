@@ -37,6 +37,7 @@ from medpeft.data.synthetic.cxr import render_frontal, render_lateral
 from medpeft.data.synthetic.findings import chexpert_findings, sample_chexpert_labels
 from medpeft.data.synthetic.pathology import render_lc25000, render_mhist
 from medpeft.demo.captions import cxr_caption, histology_caption
+from medpeft.demo.settings import DemoSettings
 
 NAME = "medpeft-demo-generalist"
 #: A stream number of its own, so the generalist's images never coincide with a ``synth`` dataset's.
@@ -111,6 +112,25 @@ def meaning_labels(meanings: Sequence[str]) -> torch.Tensor:
     """An integer per distinct meaning (sorted, so the numbering does not depend on the order seen)."""
     index = {m: i for i, m in enumerate(sorted(set(meanings)))}
     return torch.tensor([index[m] for m in meanings], dtype=torch.long)
+
+
+def pretrain_from_settings(
+    out: str | Path, settings: DemoSettings, *, seed: int, progress: bool = True
+) -> Path:
+    """``pretrain_generalist`` with every size and rate taken from ``settings`` (the one place that maps them)."""
+    return pretrain_generalist(
+        out,
+        n_images=settings.n_generalist,
+        seed=seed,
+        vision=settings.vision,
+        histology_fraction=settings.generalist_histology_fraction,
+        epochs=settings.generalist_epochs,
+        batch_size=settings.generalist_batch_size,
+        lr=settings.generalist_lr,
+        logit_scale=settings.generalist_logit_scale,
+        named_fraction=settings.generalist_named_fraction,
+        progress=progress,
+    )
 
 
 def pretrain_generalist(

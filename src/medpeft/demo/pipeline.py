@@ -101,7 +101,7 @@ def run_demo(
     from medpeft.backbones.clip import load_backbone
     from medpeft.demo.data import make_dataset
     from medpeft.demo.figures import OVERLAY_DIR, lesion_examples, save_overlays
-    from medpeft.demo.generalist import pretrain_generalist
+    from medpeft.demo.generalist import pretrain_from_settings
     from medpeft.demo.outputs import (
         MODEL_DESCRIPTIONS,
         build_metrics,
@@ -134,19 +134,7 @@ def run_demo(
     }
 
     _say(progress, f"[2/{STAGES}] pre-training a tiny generalist CLIP on coarse captions")
-    generalist = pretrain_generalist(
-        out / MODELS_DIR / GENERALIST,
-        n_images=settings.n_generalist,
-        seed=seed,
-        vision=settings.vision,
-        histology_fraction=settings.generalist_histology_fraction,
-        epochs=settings.generalist_epochs,
-        batch_size=settings.generalist_batch_size,
-        lr=settings.generalist_lr,
-        logit_scale=settings.generalist_logit_scale,
-        named_fraction=settings.generalist_named_fraction,
-        progress=progress,
-    )
+    generalist = pretrain_from_settings(out / MODELS_DIR / GENERALIST, settings, seed=seed, progress=progress)
 
     adapters: dict[str, Path] = {}
     configs = adapter_configs(settings)
