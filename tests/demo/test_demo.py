@@ -94,6 +94,9 @@ def test_settings_are_validated():
         DemoSettings(adapt_epochs=0)
     with pytest.raises(ConfigError, match="generalist_named_fraction must be in"):
         DemoSettings(generalist_named_fraction=1.5)
+    with pytest.raises(ConfigError, match="n_overlays must be >= 0, got -1"):
+        DemoSettings(n_overlays=-1)  # was accepted before both demos shared check_fields
+    assert DemoSettings(n_overlays=0).n_overlays == 0
     assert main(["demo", "--seed", "-1", "--out", "x"]) == 1
 
 

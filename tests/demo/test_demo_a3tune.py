@@ -161,6 +161,9 @@ def test_report_marks_missing_numbers():
 def test_settings_reject_bad_values_and_cli_rejects_bad_method(capsys):
     with pytest.raises(ConfigError, match="adapt_steps must be positive"):
         A3DemoSettings(adapt_steps=0)
+    with pytest.raises(ConfigError, match="align_weight must be >= 0, got -0.5"):
+        A3DemoSettings(align_weight=-0.5)
+    assert A3DemoSettings(align_weight=0.0, n_overlays=0).align_weight == 0.0
     with pytest.raises(SystemExit):
         main(["demo", "dpo", "--quick"])
     assert "invalid choice: 'dpo'" in capsys.readouterr().err

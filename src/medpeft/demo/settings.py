@@ -19,6 +19,22 @@ EVAL_DATASETS: tuple[str, ...] = ("chexpert-5x200", "rsna", "siim")
 TRAIN_DATASET = "mimic-cxr"
 
 
+def check_fields(settings: object, *, non_negative: tuple[str, ...] = (),
+                 fractions: tuple[str, ...] = ()) -> None:  # fmt: skip
+    """Both demos' settings rule: every numeric field positive, but ``non_negative`` ones >= 0 and
+    ``fractions`` in [0, 1); the first bad field is named."""
+    for f in dataclasses.fields(settings):  # type: ignore[arg-type]
+        value = getattr(settings, f.name)
+        if f.name in fractions:
+            if not 0.0 <= value < 1.0:
+                raise ConfigError(f"{f.name} must be in [0, 1), got {value}")
+        elif f.name in non_negative:
+            if value < 0:
+                raise ConfigError(f"{f.name} must be >= 0, got {value}")
+        elif isinstance(value, int | float) and value <= 0:
+            raise ConfigError(f"{f.name} must be positive, got {value}")
+
+
 @dataclass(frozen=True)
 class DemoSettings:
     """Sizes of the synthetic sets and the optimisation settings of the three training stages."""
@@ -53,13 +69,11 @@ class DemoSettings:
     n_overlays: int = 4
 
     def __post_init__(self) -> None:
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            if f.name in ("generalist_histology_fraction", "generalist_named_fraction"):
-                if not 0.0 <= value < 1.0:
-                    raise ConfigError(f"{f.name} must be in [0, 1), got {value}")
-            elif isinstance(value, int | float) and value <= 0 and f.name != "n_overlays":
-                raise ConfigError(f"{f.name} must be positive, got {value}")
+        check_fields(
+            self,
+            non_negative=("n_overlays",),
+            fractions=("generalist_histology_fraction", "generalist_named_fraction"),
+        )
 
     @classmethod
     def quick(cls) -> DemoSettings:

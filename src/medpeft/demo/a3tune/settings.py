@@ -10,8 +10,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from medpeft.demo.settings import DemoSettings
-from medpeft.errors import ConfigError
+from medpeft.demo.settings import DemoSettings, check_fields
 
 
 @dataclass(frozen=True)
@@ -46,13 +45,7 @@ class A3DemoSettings:
     n_overlays: int = 4
 
     def __post_init__(self) -> None:
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            if f.name in ("align_weight", "n_overlays"):
-                if value < 0:
-                    raise ConfigError(f"{f.name} must be >= 0, got {value}")
-            elif value <= 0:
-                raise ConfigError(f"{f.name} must be positive, got {value}")
+        check_fields(self, non_negative=("align_weight", "n_overlays"))
 
     @classmethod
     def quick(cls) -> A3DemoSettings:
